@@ -1,0 +1,39 @@
+/* dpt/real.h - the floating-point type of parameters, activations and data.
+ *
+ * Precision is a build choice (-DDPT_PRECISION=single|double): dpt_real is
+ * float or double, and the macros below pick the matching CBLAS routine and
+ * MPI datatype so that no other file needs an #if on precision.
+ * Sums, norms and dot products accumulate in double regardless (dpt_acc).
+ */
+#ifndef DPT_REAL_H
+#define DPT_REAL_H
+
+#include <cblas.h>
+
+typedef double dpt_acc; /* accumulator for reductions, always double */
+
+#if defined(DPT_DOUBLE)
+typedef double dpt_real;
+#define DPT_REAL_NAME "double"
+#define DPT_MPI_REAL MPI_DOUBLE
+#define dpt_gemm cblas_dgemm
+#define dpt_axpy cblas_daxpy
+#define dpt_exp exp
+#define dpt_log log
+#define dpt_tanh tanh
+#define dpt_sqrt sqrt
+#define DPT_REAL_EPS 2.220446049250313e-16
+#else
+typedef float dpt_real;
+#define DPT_REAL_NAME "single"
+#define DPT_MPI_REAL MPI_FLOAT
+#define dpt_gemm cblas_sgemm
+#define dpt_axpy cblas_saxpy
+#define dpt_exp expf
+#define dpt_log logf
+#define dpt_tanh tanhf
+#define dpt_sqrt sqrtf
+#define DPT_REAL_EPS 1.1920929e-07f
+#endif
+
+#endif /* DPT_REAL_H */

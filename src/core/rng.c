@@ -1,0 +1,118 @@
+/* Philox4x32-10 counter-based generator and the draws built on it. */
+#include "dpt/rng.h"
+
+#include <math.h>
+
+/* Round multipliers and Weyl key increments of Philox4x32 (Salmon et al. 2011). */
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+static inline void mulhilo32(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
+{
+    uint64_t product = (uint64_t)a * b;
+    *hi = (uint32_t)(product >> 32);
+    *lo = (uint32_t)product;
+}
+
+void dpt_philox4x32_10(uint32_t out[4], const uint32_t counter[4], const uint32_t key[2])
+{
+    uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint32_t hi0, lo0, hi1, lo1;
+        mulhilo32(PHILOX_M0, c0, &hi0, &lo0);
+        mulhilo32(PHILOX_M1, c2, &hi1, &lo1);
+        uint32_t n0 = hi1 ^ c1 ^ k0;
+        uint32_t n2 = hi0 ^ c3 ^ k1;
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* SplitMix64 finalizer (Steele, Lea, Flood 2014): spreads (seed, stream,
+ * rank) over the 64-bit key so that nearby seeds give unrelated keys. */
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void dpt_rng_init(dpt_rng *rng, uint64_t seed, uint32_t stream, uint32_t rank,
+                  uint64_t substream)
+{
+    uint64_t key = mix64(mix64(seed) ^ ((uint64_t)stream << 32 | rank));
+    rng->key[0] = (uint32_t)key;
+    rng->key[1] = (uint32_t)(key >> 32);
+    rng->counter[0] = 0;
+    rng->counter[1] = 0;
+    rng->counter[2] = (uint32_t)substream;
+    rng->counter[3] = (uint32_t)(substream >> 32);
+    rng->used = 4;
+}
+
+uint32_t dpt_rng_u32(dpt_rng *rng)
+{
+    if (rng->used == 4) {
+        dpt_philox4x32_10(rng->block, rng->counter, rng->key);
+        if (++rng->counter[0] == 0) ++rng->counter[1];
+        rng->used = 0;
+    }
+    return rng->block[rng->used++];
+}
+
+uint64_t dpt_rng_u64(dpt_rng *rng)
+{
+    uint64_t hi = dpt_rng_u32(rng);
+    return hi << 32 | dpt_rng_u32(rng);
+}
+
+double dpt_rng_uniform(dpt_rng *rng)
+{
+    return (double)(dpt_rng_u64(rng) >> 11) * 0x1.0p-53;
+}
+
+uint64_t dpt_rng_below(dpt_rng *rng, uint64_t n)
+{
+    /* Lemire, "Fast random integer generation in an interval", 2019,
+     * 32-bit variant when n fits, rejection keeps it exactly uniform. */
+    if (n <= UINT32_MAX) {
+        uint64_t m = (uint64_t)dpt_rng_u32(rng) * n;
+        uint32_t low = (uint32_t)m;
+        if (low < n) {
+            uint32_t threshold = (uint32_t)(-(uint32_t)n) % (uint32_t)n;
+            while (low < threshold) {
+                m = (uint64_t)dpt_rng_u32(rng) * n;
+                low = (uint32_t)m;
+            }
+        }
+        return m >> 32;
+    }
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = dpt_rng_u64(rng); while (x >= limit);
+    return x % n;
+}
+
+double dpt_rng_normal(dpt_rng *rng)
+{
+    /* Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]. */
+    double u1 = 1.0 - dpt_rng_uniform(rng);
+    double u2 = dpt_rng_uniform(rng);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+void dpt_rng_permutation(dpt_rng *rng, uint32_t *perm, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)dpt_rng_below(rng, i);
+        uint32_t swap = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = swap;
+    }
+}
