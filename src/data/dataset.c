@@ -1,0 +1,127 @@
+/* Labelled data sets, batch gathering and the batch split across ranks. */
+#include "dpt/data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void set_classes(dpt_dataset *set)
+{
+    int largest = 0;
+    for (size_t i = 0; i < set->n_samples; i++)
+        if (set->labels[i] > largest) largest = set->labels[i];
+    set->n_classes = largest + 1;
+}
+
+dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const char *labels_path)
+{
+    memset(set, 0, sizeof *set);
+    dpt_idx images, labels;
+    dpt_status st = dpt_idx_read(&images, images_path);
+    if (st != DPT_OK) return st;
+    st = dpt_idx_read(&labels, labels_path);
+    if (st != DPT_OK) {
+        dpt_idx_free(&images);
+        return st;
+    }
+    if (images.ndim < 2) {
+        st = DPT_FAIL(DPT_ERR_FORMAT, "%s: images need at least 2 dimensions "
+                      "(samples x features), the file has %d", images_path, images.ndim);
+    } else if (labels.ndim != 1) {
+        st = DPT_FAIL(DPT_ERR_FORMAT, "%s: labels must be 1-dimensional, the file has %d dimensions",
+                      labels_path, labels.ndim);
+    } else if (labels.dims[0] != images.dims[0]) {
+        st = DPT_FAIL(DPT_ERR_FORMAT, "%s holds %u images but %s holds %u labels",
+                      images_path, images.dims[0], labels_path, labels.dims[0]);
+    }
+    if (st != DPT_OK) {
+        dpt_idx_free(&images);
+        dpt_idx_free(&labels);
+        return st;
+    }
+    set->n_samples = images.dims[0];
+    set->n_features = images.count / images.dims[0];
+    set->features = images.data; /* ownership moves to the data set */
+    set->labels = labels.data;
+    set_classes(set);
+    return DPT_OK;
+}
+
+dpt_status dpt_dataset_from_arrays(dpt_dataset *set, const uint8_t *features,
+                                   const uint8_t *labels, size_t n_samples, size_t n_features)
+{
+    memset(set, 0, sizeof *set);
+    if (n_samples == 0 || n_features == 0)
+        return DPT_FAIL(DPT_ERR_ARG, "empty data set (%zu samples x %zu features)", n_samples, n_features);
+    set->features = malloc(n_samples * n_features);
+    set->labels = malloc(n_samples);
+    if (!set->features || !set->labels) {
+        dpt_dataset_free(set);
+        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a %zu x %zu data set", n_samples, n_features);
+    }
+    memcpy(set->features, features, n_samples * n_features);
+    memcpy(set->labels, labels, n_samples);
+    set->n_samples = n_samples;
+    set->n_features = n_features;
+    set_classes(set);
+    return DPT_OK;
+}
+
+void dpt_dataset_free(dpt_dataset *set)
+{
+    free(set->features);
+    free(set->labels);
+    memset(set, 0, sizeof *set);
+}
+
+void dpt_dataset_gather(const dpt_dataset *set, const uint32_t *indices, size_t count,
+                        dpt_real *x, uint8_t *y)
+{
+    const dpt_real scale = (dpt_real)(1.0 / 255.0);
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *src = set->features + (size_t)indices[i] * set->n_features;
+        dpt_real *dst = x + i * set->n_features;
+        for (size_t f = 0; f < set->n_features; f++) dst[f] = (dpt_real)src[f] * scale;
+        y[i] = set->labels[indices[i]];
+    }
+}
+
+void dpt_split_range(size_t n, int parts, int i, size_t *begin, size_t *count)
+{
+    /* piece i is [n i / parts, n (i+1) / parts): sizes differ by at most one */
+    size_t lo = n * (size_t)i / (size_t)parts;
+    size_t hi = n * (size_t)(i + 1) / (size_t)parts;
+    *begin = lo;
+    *count = hi - lo;
+}
+
+dpt_status dpt_batch_plan_init(dpt_batch_plan *plan, size_t n_samples, size_t batch_size,
+                               int drop_last, int rank, int ranks)
+{
+    memset(plan, 0, sizeof *plan);
+    if (ranks < 1 || rank < 0 || rank >= ranks || batch_size == 0 || n_samples == 0)
+        return DPT_FAIL(DPT_ERR_ARG, "bad batch plan (n %zu, batch %zu, rank %d of %d)",
+                        n_samples, batch_size, rank, ranks);
+    plan->n_samples = n_samples;
+    plan->global_batch = batch_size * (size_t)ranks;
+    plan->drop_last = drop_last;
+    plan->rank = rank;
+    plan->ranks = ranks;
+    plan->steps_per_epoch = drop_last ? n_samples / plan->global_batch
+                                      : (n_samples + plan->global_batch - 1) / plan->global_batch;
+    if (plan->steps_per_epoch == 0)
+        return DPT_FAIL(DPT_ERR_ARG, "drop_last with a global batch of %zu leaves no step "
+                        "in an epoch of %zu samples", plan->global_batch, n_samples);
+    return DPT_OK;
+}
+
+void dpt_batch_slice(const dpt_batch_plan *plan, size_t step, size_t *begin, size_t *count,
+                     size_t *global_count)
+{
+    size_t start = step * plan->global_batch;
+    size_t end = start + plan->global_batch;
+    if (end > plan->n_samples) end = plan->n_samples;
+    *global_count = end - start;
+    size_t offset;
+    dpt_split_range(*global_count, plan->ranks, plan->rank, &offset, count);
+    *begin = start + offset;
+}
