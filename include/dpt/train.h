@@ -1,0 +1,76 @@
+/* dpt/train.h - the data-parallel trainer.
+ *
+ * One step: this rank gathers its slice of the global batch, sums per-sample
+ * gradients over it, one MPI_Allreduce sums the flat gradient over ranks, the
+ * sum is divided by the global sample count of the step, and every rank
+ * applies the same optimizer update. Parameters start identical on all ranks
+ * (same seeded initialization) and this is verified once by a hash.
+ */
+#ifndef DPT_TRAIN_H
+#define DPT_TRAIN_H
+
+#include "dpt/config.h"
+#include "dpt/data.h"
+#include "dpt/dist.h"
+#include "dpt/nn.h"
+#include "dpt/optim.h"
+
+typedef struct dpt_eval {
+    double loss;      /* mean loss per sample */
+    double accuracy;  /* fraction classified correctly */
+    long samples;
+} dpt_eval;
+
+typedef struct dpt_trainer {
+    const dpt_config *cfg;
+    dpt_comm comm;
+    const dpt_dataset *train_set;
+    dpt_model model;
+    dpt_optimizer opt;
+    dpt_batch_plan plan;
+    long total_steps;    /* steps this run will take */
+    long step;           /* global steps done */
+    double samples_seen; /* training samples over all ranks so far */
+    long epoch;          /* current epoch, 0-based */
+    size_t epoch_step;   /* step within the epoch */
+    uint32_t *perm;      /* [n_train] this epoch's permutation, same on all ranks */
+    dpt_real *batch_x;   /* [max_batch][features] */
+    uint8_t *batch_y;    /* [max_batch] */
+    uint32_t *eval_index; /* [eval_batch] sample indices of an evaluation chunk */
+    int eval_batch;      /* rows per forward pass during evaluation */
+    /* running sums over this rank's samples since the last report:
+     * {loss sum, correct, samples} */
+    double window[3];
+    double epoch_sums[3];
+    double last_lr;
+} dpt_trainer;
+
+/* Builds model, optimizer and batch plan for train_set on comm. Collective. */
+dpt_status dpt_trainer_create(dpt_trainer *trainer, const dpt_config *cfg, MPI_Comm comm,
+                              const dpt_dataset *train_set);
+void dpt_trainer_destroy(dpt_trainer *trainer);
+
+/* One global step (starts a new epoch with a fresh permutation when needed).
+ * Collective. */
+dpt_status dpt_trainer_step(dpt_trainer *trainer);
+
+/* Sums a {loss, correct, samples} window over ranks into an eval. Collective. */
+dpt_status dpt_trainer_reduce_window(dpt_trainer *trainer, double window[3], dpt_eval *out);
+
+/* Loss and accuracy on a data set, each rank its share. Collective. */
+dpt_status dpt_trainer_evaluate(dpt_trainer *trainer, const dpt_dataset *set, dpt_eval *out);
+
+typedef struct dpt_run_report {
+    dpt_eval final_test;
+    double train_seconds;      /* wall time of training steps, without evaluation */
+    double total_seconds;
+    double samples_per_second; /* training samples per second over the run */
+    long steps;
+} dpt_run_report;
+
+/* The whole run: epochs of steps, test evaluation after each epoch, progress
+ * and metrics from rank 0. Collective. */
+dpt_status dpt_trainer_run(dpt_trainer *trainer, const dpt_dataset *test_set,
+                           dpt_run_report *report);
+
+#endif /* DPT_TRAIN_H */

@@ -1,0 +1,189 @@
+/* Rank 0's progress display and JSON-lines metrics. */
+#include "report.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <mpi.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BAR_WIDTH 24
+#define BAR_REDRAW_SECONDS 0.1
+
+dpt_status dpt_reporter_open(dpt_reporter *rep, const dpt_trainer *t)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->active = t->comm.rank == 0;
+    if (!rep->active) return DPT_OK;
+    dpt_progress_mode mode = t->cfg->log.progress;
+    rep->quiet = mode == DPT_PROGRESS_NONE;
+    rep->bar = mode == DPT_PROGRESS_BAR || (mode == DPT_PROGRESS_AUTO && isatty(STDERR_FILENO));
+    const char *path = t->cfg->log.metrics;
+    if (path[0] != '\0') {
+        rep->metrics = fopen(path, "w");
+        if (!rep->metrics)
+            return DPT_FAIL(DPT_ERR_IO, "cannot write the metrics file %s ([log] metrics): %s",
+                            path, strerror(errno));
+    }
+    return DPT_OK;
+}
+
+void dpt_reporter_close(dpt_reporter *rep)
+{
+    if (rep->metrics) fclose(rep->metrics);
+    rep->metrics = NULL;
+}
+
+/* Writes one JSON object as a line and frees it. */
+static void emit(dpt_reporter *rep, cJSON *record)
+{
+    if (!record) return;
+    if (rep->metrics) {
+        char *text = cJSON_PrintUnformatted(record);
+        if (text) {
+            fprintf(rep->metrics, "%s\n", text);
+            fflush(rep->metrics);
+            cJSON_free(text);
+        }
+    }
+    cJSON_Delete(record);
+}
+
+static void format_duration(char *out, size_t size, double seconds)
+{
+    long s = seconds > 0 ? (long)(seconds + 0.5) : 0;
+    if (s >= 3600) snprintf(out, size, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
+}
+
+static void describe_model(char *out, size_t size, const dpt_model *m)
+{
+    int used = snprintf(out, size, "%d", m->in_dim);
+    for (int l = 0; l < m->n_layers && used > 0 && (size_t)used < size; l++) {
+        const char *act = m->layers[l].act == DPT_ACT_IDENTITY ? "" : dpt_activation_name(m->layers[l].act);
+        used += snprintf(out + used, size - (size_t)used, "-%d%s%s", m->layers[l].units,
+                         act[0] ? " " : "", act);
+    }
+}
+
+void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
+{
+    if (!rep->active) return;
+    char model[512];
+    describe_model(model, sizeof model, &t->model);
+    printf("dptrain %s: %d rank%s, %s precision, model %s (%zu parameters)\n", DPT_VERSION_STRING,
+           t->comm.size, t->comm.size > 1 ? "s" : "", DPT_REAL_NAME, model, t->model.n_params);
+    printf("data: %zu training samples, %zu test samples; global batch %zu (%d per rank), "
+           "%zu steps per epoch, %ld steps\n", t->train_set->n_samples, test_set->n_samples,
+           t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
+    printf("optimizer: %s, lr %g (%s schedule)\n", dpt_optim_method_name(t->opt.params.method),
+           t->opt.params.lr, dpt_schedule_name(t->opt.params.schedule));
+    fflush(stdout);
+    cJSON *run = cJSON_CreateObject();
+    cJSON_AddStringToObject(run, "type", "run");
+    cJSON_AddStringToObject(run, "version", DPT_VERSION_STRING);
+    cJSON_AddStringToObject(run, "precision", DPT_REAL_NAME);
+    cJSON_AddNumberToObject(run, "ranks", t->comm.size);
+    cJSON_AddStringToObject(run, "model", model);
+    cJSON_AddNumberToObject(run, "parameters", (double)t->model.n_params);
+    cJSON_AddNumberToObject(run, "global_batch", (double)t->plan.global_batch);
+    cJSON_AddNumberToObject(run, "steps", (double)t->total_steps);
+    emit(rep, run);
+}
+
+static void draw_bar(dpt_reporter *rep, const dpt_progress *p)
+{
+    int filled = p->epoch_steps > 0 ? (int)(BAR_WIDTH * p->epoch_step / p->epoch_steps) : 0;
+    char bar[BAR_WIDTH + 1];
+    for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    char eta[32];
+    format_duration(eta, sizeof eta, p->eta_seconds);
+    fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.4f acc %.4f lr %.3g %.0f samples/s ETA %s",
+            p->epoch, p->epochs, bar, p->epoch_step, p->epoch_steps, p->window.loss,
+            p->window.accuracy, p->lr, p->samples_per_second, eta);
+    fflush(stderr);
+    rep->bar_drawn = 1;
+    rep->last_draw = MPI_Wtime();
+}
+
+static void end_bar(dpt_reporter *rep)
+{
+    if (rep->bar_drawn) fputs("\r\033[K", stderr);
+    rep->bar_drawn = 0;
+}
+
+void dpt_report_tick(dpt_reporter *rep, const dpt_progress *p)
+{
+    if (!rep->active || rep->quiet || !rep->bar || p->window.samples == 0) return;
+    if (MPI_Wtime() - rep->last_draw >= BAR_REDRAW_SECONDS) draw_bar(rep, p);
+}
+
+void dpt_report_progress(dpt_reporter *rep, const dpt_progress *p)
+{
+    if (!rep->active) return;
+    if (!rep->quiet && rep->bar) {
+        draw_bar(rep, p);
+    } else if (!rep->quiet) {
+        char eta[32];
+        format_duration(eta, sizeof eta, p->eta_seconds);
+        fprintf(stderr, "epoch %ld/%ld step %ld/%ld (%ld/%ld) loss %.4f acc %.4f lr %.4g "
+                "%.0f samples/s ETA %s\n", p->epoch, p->epochs, p->epoch_step, p->epoch_steps,
+                p->step, p->total_steps, p->window.loss, p->window.accuracy, p->lr,
+                p->samples_per_second, eta);
+        fflush(stderr);
+    }
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "step");
+    cJSON_AddNumberToObject(rec, "epoch", (double)p->epoch);
+    cJSON_AddNumberToObject(rec, "step", (double)p->step);
+    cJSON_AddNumberToObject(rec, "loss", p->window.loss);
+    cJSON_AddNumberToObject(rec, "accuracy", p->window.accuracy);
+    cJSON_AddNumberToObject(rec, "lr", p->lr);
+    cJSON_AddNumberToObject(rec, "samples_per_s", p->samples_per_second);
+    cJSON_AddNumberToObject(rec, "eta_s", p->eta_seconds);
+    cJSON_AddNumberToObject(rec, "elapsed_s", p->elapsed_seconds);
+    emit(rep, rec);
+}
+
+void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
+                      const dpt_eval *test, double epoch_seconds, double samples_per_second)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    printf("epoch %ld/%ld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s\n",
+           p->epoch, p->epochs, train->loss, train->accuracy, test->loss, test->accuracy,
+           epoch_seconds, samples_per_second);
+    fflush(stdout);
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "epoch");
+    cJSON_AddNumberToObject(rec, "epoch", (double)p->epoch);
+    cJSON_AddNumberToObject(rec, "step", (double)p->step);
+    cJSON_AddNumberToObject(rec, "train_loss", train->loss);
+    cJSON_AddNumberToObject(rec, "train_accuracy", train->accuracy);
+    cJSON_AddNumberToObject(rec, "test_loss", test->loss);
+    cJSON_AddNumberToObject(rec, "test_accuracy", test->accuracy);
+    cJSON_AddNumberToObject(rec, "lr", p->lr);
+    cJSON_AddNumberToObject(rec, "epoch_s", epoch_seconds);
+    cJSON_AddNumberToObject(rec, "samples_per_s", samples_per_second);
+    emit(rep, rec);
+}
+
+void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    printf("final test accuracy %.4f, test loss %.4f (%ld steps, %.1f s training, %.0f samples/s, "
+           "%.1f s total)\n", r->final_test.accuracy, r->final_test.loss, r->steps, r->train_seconds,
+           r->samples_per_second, r->total_seconds);
+    fflush(stdout);
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "final");
+    cJSON_AddNumberToObject(rec, "test_accuracy", r->final_test.accuracy);
+    cJSON_AddNumberToObject(rec, "test_loss", r->final_test.loss);
+    cJSON_AddNumberToObject(rec, "steps", (double)r->steps);
+    cJSON_AddNumberToObject(rec, "train_s", r->train_seconds);
+    cJSON_AddNumberToObject(rec, "total_s", r->total_seconds);
+    cJSON_AddNumberToObject(rec, "samples_per_s", r->samples_per_second);
+    emit(rep, rec);
+}

@@ -1,0 +1,118 @@
+/* The training loop: steps, periodic progress, per-epoch evaluation. */
+#include <math.h>
+#include <string.h>
+
+#include "report.h"
+
+typedef struct run_clock {
+    double start;          /* wall time at the first step */
+    double window_start;   /* start of the current progress window */
+    double window_samples; /* trainer->samples_seen at window_start */
+    double epoch_start;
+    double epoch_samples;
+    double train_seconds;  /* time inside dpt_trainer_step */
+} run_clock;
+
+static void fill_progress(dpt_progress *p, const dpt_trainer *t, const run_clock *clock, double now)
+{
+    long spe = (long)t->plan.steps_per_epoch;
+    memset(p, 0, sizeof *p);
+    p->epochs = (t->total_steps + spe - 1) / spe;
+    /* right after the last step of an epoch, show that epoch as complete */
+    int at_boundary = t->epoch_step == 0 && t->step > 0;
+    p->epoch = at_boundary ? t->epoch : t->epoch + 1;
+    p->epoch_step = at_boundary ? spe : (long)t->epoch_step;
+    p->epoch_steps = spe;
+    p->step = t->step;
+    p->total_steps = t->total_steps;
+    p->lr = t->last_lr;
+    p->elapsed_seconds = now - clock->start;
+    p->eta_seconds = t->step > 0 ? p->elapsed_seconds / t->step * (t->total_steps - t->step) : 0;
+}
+
+static dpt_status report_window(dpt_trainer *t, dpt_reporter *rep, run_clock *clock,
+                                dpt_progress *p)
+{
+    double now = MPI_Wtime();
+    fill_progress(p, t, clock, now);
+    dpt_status st = dpt_trainer_reduce_window(t, t->window, &p->window);
+    if (st != DPT_OK) return st;
+    double seconds = now - clock->window_start;
+    p->samples_per_second = seconds > 0 ? (t->samples_seen - clock->window_samples) / seconds : 0;
+    dpt_report_progress(rep, p);
+    clock->window_start = now;
+    clock->window_samples = t->samples_seen;
+    return DPT_OK;
+}
+
+static dpt_status finish_epoch(dpt_trainer *t, const dpt_dataset *test_set, dpt_reporter *rep,
+                               run_clock *clock, dpt_progress *p, dpt_eval *test)
+{
+    double now = MPI_Wtime();
+    double epoch_seconds = now - clock->epoch_start;
+    double samples_per_second = epoch_seconds > 0 ? (t->samples_seen - clock->epoch_samples) / epoch_seconds : 0;
+    dpt_eval train;
+    dpt_status st = dpt_trainer_reduce_window(t, t->epoch_sums, &train);
+    if (st == DPT_OK) st = dpt_trainer_evaluate(t, test_set, test);
+    if (st != DPT_OK) return st;
+    fill_progress(p, t, clock, now);
+    dpt_report_epoch(rep, p, &train, test, epoch_seconds, samples_per_second);
+    /* evaluation time is not training time: restart the windows after it */
+    clock->epoch_start = clock->window_start = MPI_Wtime();
+    clock->epoch_samples = clock->window_samples = t->samples_seen;
+    return DPT_OK;
+}
+
+static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_reporter *rep,
+                            run_clock *clock, dpt_eval *test)
+{
+    const long every = t->cfg->log.every;
+    dpt_progress p;
+    memset(&p, 0, sizeof p);
+    while (t->step < t->total_steps) {
+        double begin = MPI_Wtime();
+        dpt_status st = dpt_trainer_step(t);
+        if (st != DPT_OK) return st;
+        clock->train_seconds += MPI_Wtime() - begin;
+        int last = t->step == t->total_steps;
+        /* collective: every rank reaches these branches at the same steps */
+        if (t->step % every == 0 || last) {
+            st = report_window(t, rep, clock, &p);
+            if (st != DPT_OK) return st;
+        } else if (rep->active) {
+            fill_progress(&p, t, clock, MPI_Wtime());
+            dpt_report_tick(rep, &p);
+        }
+        if (t->epoch_step == 0 || last) {
+            st = finish_epoch(t, test_set, rep, clock, &p, test);
+            if (st != DPT_OK) return st;
+        }
+    }
+    return DPT_OK;
+}
+
+dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_report *report)
+{
+    memset(report, 0, sizeof *report);
+    dpt_reporter rep;
+    dpt_status st = dpt_agree_status(&t->comm, dpt_reporter_open(&rep, t), NULL);
+    if (st != DPT_OK) {
+        dpt_reporter_close(&rep);
+        return st;
+    }
+    dpt_report_start(&rep, t, test_set);
+    run_clock clock;
+    clock.start = clock.window_start = clock.epoch_start = MPI_Wtime();
+    clock.window_samples = clock.epoch_samples = t->samples_seen;
+    clock.train_seconds = 0;
+    st = run_steps(t, test_set, &rep, &clock, &report->final_test);
+    if (st == DPT_OK) {
+        report->steps = t->step;
+        report->train_seconds = clock.train_seconds;
+        report->total_seconds = MPI_Wtime() - clock.start;
+        report->samples_per_second = clock.train_seconds > 0 ? t->samples_seen / clock.train_seconds : 0;
+        dpt_report_final(&rep, report);
+    }
+    dpt_reporter_close(&rep);
+    return st;
+}
