@@ -1,0 +1,88 @@
+/* dpt/config.h - the run configuration: INI sections the user can read.
+ *
+ *   [data]  where the IDX files are
+ *   [model] layers, loss, initialization
+ *   [train] epochs, per-rank batch size, seed, ragged-batch policy
+ *   [optim] optimizer, learning rate and its schedule, momentum, weight decay
+ *   [log]   progress display and the JSON-lines metrics file
+ *
+ * Every key is validated (type, range, allowed values). An unknown section or
+ * key, a bad value, a key given twice or a missing required key fails with
+ * DPT_ERR_CONFIG and one message naming the source (file or --set argument),
+ * the line, the key and what is allowed, with the nearest valid name for a
+ * typo. The parse is a pure function of the text, so every rank that parses
+ * the same text reaches the same verdict.
+ */
+#ifndef DPT_CONFIG_H
+#define DPT_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dpt/error.h"
+#include "dpt/nn.h"
+#include "dpt/optim.h"
+
+#define DPT_PATH_MAX 1024
+
+typedef enum dpt_progress_mode {
+    DPT_PROGRESS_AUTO = 0, /* bar if stderr is a terminal, else log lines */
+    DPT_PROGRESS_BAR,
+    DPT_PROGRESS_LINES,
+    DPT_PROGRESS_NONE
+} dpt_progress_mode;
+
+typedef struct dpt_config {
+    struct {
+        char dir[DPT_PATH_MAX];          /* prefix for relative file names */
+        char train_images[DPT_PATH_MAX];
+        char train_labels[DPT_PATH_MAX];
+        char test_images[DPT_PATH_MAX];
+        char test_labels[DPT_PATH_MAX];
+    } data;
+    struct {
+        int n_layers;
+        dpt_layer_spec layers[DPT_MAX_LAYERS]; /* "512 relu, 256 relu, 10" */
+        dpt_loss_kind loss;
+        dpt_init_kind init;
+    } model;
+    struct {
+        int epochs;
+        int batch_size;   /* per rank */
+        uint64_t seed;
+        int drop_last;    /* 1: drop the ragged last global batch of an epoch */
+        long max_steps;   /* 0: no limit; else stop after this many steps */
+    } train;
+    dpt_optim_params optim; /* decay_steps 0 here means "all steps of the run" */
+    struct {
+        int every;        /* steps between log lines / metrics records */
+        dpt_progress_mode progress;
+        char metrics[DPT_PATH_MAX]; /* JSON-lines file; "" = none */
+    } log;
+} dpt_config;
+
+/* The text of configs/default.ini, embedded at build time. */
+extern const char dpt_default_config_text[];
+
+/* Fills cfg from the INI `text` (source_name names it in messages, e.g. the
+ * file path), then applies the `n_overrides` strings "section.key=value" of
+ * the command line's --set, then checks that required keys were given.
+ * Defaults apply to everything else. Returns DPT_OK or DPT_ERR_CONFIG with a
+ * message (dpt_error_message()) such as
+ *   run.ini:7: [optim] key 'lerning_rate' is unknown; did you mean 'lr'? ...
+ */
+dpt_status dpt_config_load(dpt_config *cfg, const char *text, const char *source_name,
+                           const char *const *overrides, int n_overrides);
+
+/* Writes cfg as INI text that dpt_config_load accepts and that yields the
+ * same cfg (the resolved configuration, for logs and reproducibility). */
+void dpt_config_write(const dpt_config *cfg, FILE *out);
+
+/* Lists every section and key with its type, allowed values and default
+ * (for dptrain --help). */
+void dpt_config_print_keys(FILE *out);
+
+/* Joins data.dir and a file name: absolute names are kept as they are. */
+void dpt_config_data_path(const dpt_config *cfg, const char *name, char *out, size_t out_size);
+
+#endif /* DPT_CONFIG_H */

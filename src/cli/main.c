@@ -1,0 +1,210 @@
+/* dptrain: the command-line program.
+ *
+ *   dptrain train [CONFIG] [--set section.key=value ...]
+ *   dptrain --help | --version
+ *
+ * Exit status: 0 success, 1 runtime failure (data, MPI, numerics),
+ * 2 usage or configuration error. Every rank parses the same config text
+ * (rank 0 reads the file and broadcasts it), so every rank reaches the same
+ * verdict, rank 0 alone prints it, and all ranks exit together.
+ */
+#include <errno.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dpt/config.h"
+#include "dpt/data.h"
+#include "dpt/dist.h"
+#include "dpt/train.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define MAX_OVERRIDES 256
+#define MAX_CONFIG_BYTES (1 << 20)
+
+typedef struct cli_args {
+    const char *command;    /* "train", or NULL */
+    const char *config_path;/* NULL: the embedded default */
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    int help, version;
+    char error[512];
+} cli_args;
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dptrain train [CONFIG] [--set section.key=value ...]\n"
+            "       dptrain --help | --version\n"
+            "\n"
+            "Trains a neural network data-parallel over MPI ranks; start it with mpirun,\n"
+            "e.g. mpirun -n 2 dptrain train, or launch/local.sh -n 2 train.\n"
+            "Without CONFIG the built-in default (configs/default.ini) is used: an MLP on\n"
+            "Fashion-MNIST from /usr/share/datasets/fashion-mnist.\n"
+            "--set overrides one key, e.g. --set train.epochs=5 --set optim.lr=0.1\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime error, 2 usage or configuration error.\n");
+}
+
+static int parse_args(cli_args *args, int argc, char **argv)
+{
+    memset(args, 0, sizeof *args);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) args->help = 1;
+        else if (!strcmp(arg, "--version")) args->version = 1;
+        else if (!strcmp(arg, "--set") || !strncmp(arg, "--set=", 6)) {
+            const char *value = arg[5] == '=' ? arg + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!value) return snprintf(args->error, sizeof args->error, "--set needs section.key=value"), -1;
+            if (args->n_overrides == MAX_OVERRIDES)
+                return snprintf(args->error, sizeof args->error, "more than %d --set options", MAX_OVERRIDES), -1;
+            args->overrides[args->n_overrides++] = value;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return snprintf(args->error, sizeof args->error, "unknown option '%s'", arg), -1;
+        } else if (!args->command) {
+            if (strcmp(arg, "train") != 0)
+                return snprintf(args->error, sizeof args->error, "unknown command '%s' (commands: train)", arg), -1;
+            args->command = arg;
+        } else if (!args->config_path) {
+            args->config_path = arg;
+        } else {
+            return snprintf(args->error, sizeof args->error, "unexpected argument '%s'", arg), -1;
+        }
+    }
+    if (!args->help && !args->version && !args->command)
+        return snprintf(args->error, sizeof args->error, "no command given"), -1;
+    return 0;
+}
+
+/* Rank 0 reads the file; every rank receives its text (NULL if unreadable,
+ * with the reason in `why` on rank 0). */
+static char *broadcast_config_text(const dpt_comm *comm, const char *path, char *why, size_t why_size)
+{
+    long length = -1;
+    char *text = NULL;
+    if (comm->rank == 0) {
+        FILE *file = fopen(path, "rb");
+        if (!file) {
+            snprintf(why, why_size, "cannot read config %s: %s", path, strerror(errno));
+        } else {
+            text = malloc(MAX_CONFIG_BYTES + 1);
+            size_t got = text ? fread(text, 1, MAX_CONFIG_BYTES + 1, file) : 0;
+            if (!text) snprintf(why, why_size, "out of memory reading %s", path);
+            else if (ferror(file)) snprintf(why, why_size, "cannot read config %s: %s", path, strerror(errno));
+            else if (got > MAX_CONFIG_BYTES) snprintf(why, why_size, "config %s is larger than 1 MiB", path);
+            else length = (long)got;
+            fclose(file);
+        }
+    }
+    MPI_Bcast(&length, 1, MPI_LONG, 0, comm->comm);
+    if (length < 0) {
+        free(text);
+        return NULL;
+    }
+    if (comm->rank != 0) text = malloc((size_t)length + 1);
+    int ok = text != NULL, all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm->comm);
+    if (!all_ok) {
+        snprintf(why, why_size, "out of memory for the config text");
+        free(text);
+        return NULL;
+    }
+    MPI_Bcast(text, (int)length, MPI_CHAR, 0, comm->comm);
+    text[length] = '\0';
+    return text;
+}
+
+/* After an agreed failure, the lowest rank that holds the real message (not
+ * just "another rank failed") prints it, so a job prints one error line. */
+static void print_agreed_error(const dpt_comm *comm, dpt_status st)
+{
+    int mine = st != DPT_OK && st != DPT_ERR_REMOTE ? comm->rank : comm->size, first = mine;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm->comm);
+    if (comm->rank == first)
+        fprintf(stderr, "dptrain: error: %s (rank %d, %s)\n", dpt_error_message(), comm->rank,
+                dpt_error_where());
+}
+
+static dpt_status load_data(const dpt_config *cfg, dpt_dataset *train, dpt_dataset *test)
+{
+    char images[2 * DPT_PATH_MAX], labels[2 * DPT_PATH_MAX];
+    dpt_config_data_path(cfg, cfg->data.train_images, images, sizeof images);
+    dpt_config_data_path(cfg, cfg->data.train_labels, labels, sizeof labels);
+    dpt_status st = dpt_dataset_load(train, images, labels);
+    if (st != DPT_OK) return st;
+    dpt_config_data_path(cfg, cfg->data.test_images, images, sizeof images);
+    dpt_config_data_path(cfg, cfg->data.test_labels, labels, sizeof labels);
+    st = dpt_dataset_load(test, images, labels);
+    if (st == DPT_OK && test->n_features != train->n_features)
+        st = DPT_FAIL(DPT_ERR_SHAPE, "test samples have %zu features, training samples %zu",
+                      test->n_features, train->n_features);
+    return st;
+}
+
+static int run_train(const dpt_comm *comm, const cli_args *args)
+{
+    char why[600] = "";
+    const char *source = args->config_path ? args->config_path : "<built-in default config>";
+    char *text = args->config_path ? broadcast_config_text(comm, args->config_path, why, sizeof why)
+                                   : strdup(dpt_default_config_text);
+    if (!text) {
+        if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", why[0] ? why : "out of memory");
+        return EXIT_USAGE;
+    }
+    dpt_config cfg;
+    dpt_status st = dpt_config_load(&cfg, text, source, args->overrides, args->n_overrides);
+    free(text);
+    if (st != DPT_OK) {
+        if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
+        return EXIT_USAGE;
+    }
+    dpt_dataset train_set, test_set;
+    memset(&train_set, 0, sizeof train_set);
+    memset(&test_set, 0, sizeof test_set);
+    st = dpt_agree_status(comm, load_data(&cfg, &train_set, &test_set), NULL);
+    dpt_trainer trainer;
+    if (st == DPT_OK) st = dpt_trainer_create(&trainer, &cfg, comm->comm, &train_set);
+    if (st != DPT_OK) {
+        print_agreed_error(comm, st);
+        dpt_dataset_free(&train_set);
+        dpt_dataset_free(&test_set);
+        return st == DPT_ERR_CONFIG || st == DPT_ERR_SHAPE ? EXIT_USAGE : EXIT_RUNTIME;
+    }
+    dpt_run_report report;
+    st = dpt_trainer_run(&trainer, &test_set, &report);
+    if (st != DPT_OK) dpt_abort(comm, EXIT_RUNTIME); /* mid-run: other ranks may be in a collective */
+    dpt_trainer_destroy(&trainer);
+    dpt_dataset_free(&train_set);
+    dpt_dataset_free(&test_set);
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    dpt_comm comm;
+    if (dpt_comm_wrap(&comm, MPI_COMM_WORLD) != DPT_OK) dpt_abort(&comm, EXIT_RUNTIME);
+    cli_args args;
+    int status = EXIT_SUCCESS;
+    if (parse_args(&args, argc, argv) != 0) {
+        if (comm.rank == 0) {
+            fprintf(stderr, "dptrain: error: %s\n", args.error);
+            print_usage(stderr);
+        }
+        status = EXIT_USAGE;
+    } else if (args.help) {
+        if (comm.rank == 0) {
+            print_usage(stdout);
+            printf("\nConfiguration keys (INI sections):\n");
+            dpt_config_print_keys(stdout);
+        }
+    } else if (args.version) {
+        if (comm.rank == 0) printf("dptrain %s (%s precision)\n", DPT_VERSION_STRING, DPT_REAL_NAME);
+    } else {
+        status = run_train(&comm, &args);
+    }
+    MPI_Finalize();
+    return status;
+}
