@@ -1,0 +1,148 @@
+/* MPI equivalence: P ranks with local batch b take exactly the steps one
+ * rank takes with batch P*b (gradients are sums; the reduction sums over
+ * ranks; the divisor is the global sample count). Run under mpirun with 1, 2
+ * and 3 ranks. Data set sizes are chosen so that the last global batch of an
+ * epoch is ragged, and in one case smaller than the number of ranks (some
+ * ranks then contribute no samples to that step). */
+#include <CUnit/Basic.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dpt/config.h"
+#include "dpt/rng.h"
+#include "dpt/train.h"
+
+#ifdef DPT_DOUBLE
+#define MAX_ABS_DIFF 1e-11
+#else
+#define MAX_ABS_DIFF 1e-5
+#endif
+#define LOCAL_BATCH 5
+#define STEPS 20
+#define FEATURES 12
+
+static int world_rank, world_size;
+
+static const char *const base_config =
+    "[model]\nlayers = 16 tanh, 8 relu, 4\n"
+    "[train]\nepochs = 100\nseed = 7\n"
+    "[optim]\nmethod = nesterov\nlr = 0.1\nmomentum = 0.9\nweight_decay = 0.001\n"
+    "schedule = linear\nlr_final = 0.01\ndecay_steps = 15\n"
+    "[log]\nprogress = none\nmetrics =\n";
+
+/* A learnable synthetic problem, identical on every rank: the label is the
+ * quadrant of (feature 0, feature 1) with noise in the other features. */
+static void make_dataset(dpt_dataset *set, size_t n)
+{
+    static uint8_t features[512 * FEATURES], labels[512];
+    dpt_rng rng;
+    dpt_rng_init(&rng, 42, DPT_STREAM_TEST, 0, n);
+    for (size_t i = 0; i < n; i++) {
+        for (int f = 0; f < FEATURES; f++) features[i * FEATURES + f] = (uint8_t)dpt_rng_below(&rng, 256);
+        labels[i] = (uint8_t)((features[i * FEATURES] > 127) * 2 + (features[i * FEATURES + 1] > 127));
+    }
+    CU_ASSERT_FATAL(dpt_dataset_from_arrays(set, features, labels, n, FEATURES) == DPT_OK);
+}
+
+static void load_config(dpt_config *cfg, int batch, const char *method, int drop_last)
+{
+    char batch_set[64], method_set[64], drop_set[64];
+    snprintf(batch_set, sizeof batch_set, "train.batch_size=%d", batch);
+    snprintf(method_set, sizeof method_set, "optim.method=%s", method);
+    snprintf(drop_set, sizeof drop_set, "train.drop_last=%s", drop_last ? "true" : "false");
+    const char *overrides[] = {batch_set, method_set, drop_set};
+    dpt_status st = dpt_config_load(cfg, base_config, "test", overrides, 3);
+    if (st != DPT_OK) printf("config: %s\n", dpt_error_message());
+    CU_ASSERT_FATAL(st == DPT_OK);
+}
+
+static void train_steps(dpt_trainer *t, const dpt_config *cfg, MPI_Comm comm, const dpt_dataset *set)
+{
+    CU_ASSERT_FATAL(dpt_trainer_create(t, cfg, comm, set) == DPT_OK);
+    for (int s = 0; s < STEPS; s++) CU_ASSERT_FATAL(dpt_trainer_step(t) == DPT_OK);
+}
+
+/* 1 on every rank if `ok` holds on every rank */
+static int all_ranks(int ok)
+{
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return all;
+}
+
+static void check_equivalence(size_t n_samples, const char *method, int drop_last)
+{
+    dpt_dataset set;
+    make_dataset(&set, n_samples);
+    dpt_config dist_cfg, serial_cfg;
+    load_config(&dist_cfg, LOCAL_BATCH, method, drop_last);
+    load_config(&serial_cfg, LOCAL_BATCH * world_size, method, drop_last);
+    dpt_trainer dist, serial;
+    train_steps(&dist, &dist_cfg, MPI_COMM_WORLD, &set);
+    train_steps(&serial, &serial_cfg, MPI_COMM_SELF, &set);
+    double worst = 0, moved = 0;
+    dpt_model init;
+    CU_ASSERT_FATAL(dpt_model_create(&init, FEATURES, dist_cfg.model.layers, dist_cfg.model.n_layers,
+                                     dist_cfg.model.loss, 1) == DPT_OK);
+    dpt_model_init_params(&init, dist_cfg.model.init, dist_cfg.train.seed);
+    for (size_t p = 0; p < dist.model.n_params; p++) {
+        worst = fmax(worst, fabs((double)dist.model.params[p] - serial.model.params[p]));
+        moved = fmax(moved, fabs((double)dist.model.params[p] - init.params[p]));
+    }
+    if (world_rank == 0)
+        printf("\n  n=%zu %s drop_last=%d ranks=%d: max |P-rank - serial| = %.3g (parameters moved up to %.3g)",
+               n_samples, method, drop_last, world_size, worst, moved);
+    CU_ASSERT(all_ranks(worst < MAX_ABS_DIFF));
+    CU_ASSERT(all_ranks(moved > 1e-2)); /* training really happened */
+    CU_ASSERT(dpt_check_replicas(&dist.comm, dist.model.params,
+                                 sizeof(dpt_real) * dist.model.n_params, NULL) == DPT_OK);
+    CU_ASSERT_EQUAL(dist.samples_seen, serial.samples_seen);
+    dpt_eval dist_eval, serial_eval;
+    CU_ASSERT(dpt_trainer_evaluate(&dist, &set, &dist_eval) == DPT_OK);
+    CU_ASSERT(dpt_trainer_evaluate(&serial, &set, &serial_eval) == DPT_OK);
+    CU_ASSERT_EQUAL(dist_eval.samples, (long)n_samples);
+    CU_ASSERT_DOUBLE_EQUAL(dist_eval.loss, serial_eval.loss, 1e-4);
+    dpt_model_destroy(&init);
+    dpt_trainer_destroy(&dist);
+    dpt_trainer_destroy(&serial);
+    dpt_dataset_free(&set);
+}
+
+/* 103 = 6 x 15 + 13, = 10 x 10 + 3: ragged last batch on 2 and 3 ranks */
+static void test_ragged_nesterov(void) { check_equivalence(103, "nesterov", 0); }
+static void test_ragged_momentum(void) { check_equivalence(103, "momentum", 0); }
+/* 91 = 6 x 15 + 1 = 9 x 10 + 1: a last batch of one sample, fewer than ranks */
+static void test_tiny_last_batch(void) { check_equivalence(91, "sgd", 0); }
+static void test_drop_last(void) { check_equivalence(103, "nesterov", 1); }
+
+static void test_replica_check_detects_divergence(void)
+{
+    double value = world_rank == world_size - 1 && world_size > 1 ? 1.5 : 1.0;
+    dpt_comm comm;
+    CU_ASSERT_FATAL(dpt_comm_wrap(&comm, MPI_COMM_WORLD) == DPT_OK);
+    dpt_status st = dpt_check_replicas(&comm, &value, sizeof value, NULL);
+    CU_ASSERT(st == (world_size > 1 ? DPT_ERR_DIVERGED : DPT_OK));
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    if (CU_initialize_registry() != CUE_SUCCESS) MPI_Abort(MPI_COMM_WORLD, 1);
+    CU_pSuite suite = CU_add_suite("mpi_equivalence", NULL, NULL);
+    CU_add_test(suite, "ragged epochs, nesterov + weight decay + linear decay", test_ragged_nesterov);
+    CU_add_test(suite, "ragged epochs, momentum", test_ragged_momentum);
+    CU_add_test(suite, "last batch smaller than the rank count", test_tiny_last_batch);
+    CU_add_test(suite, "drop_last", test_drop_last);
+    CU_add_test(suite, "replica hash detects divergence", test_replica_check_detects_divergence);
+    /* every rank runs the same assertions; rank 0 prints */
+    CU_basic_set_mode(world_rank == 0 ? CU_BRM_VERBOSE : CU_BRM_SILENT);
+    CU_basic_run_tests();
+    int failures = (int)CU_get_number_of_failures(), any = 0;
+    CU_cleanup_registry();
+    MPI_Allreduce(&failures, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any > 0;
+}
