@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what dptrain needs to build, test and train, if it is missing.
+#
+#   bash launch/install-deps.sh [--no-data]
+#
+# As root on Debian/Ubuntu: apt-get installs the missing packages (nothing is
+# done when all are present). Elsewhere (a cluster without root or apt): it
+# checks the libraries with pkg-config, names each missing one, and says how
+# to point CMake at a copy installed elsewhere; exit status 1 if any is missing.
+set -euo pipefail
+
+want_data=1
+[[ "${1:-}" == "--no-data" ]] && want_data=0
+
+# Debian package -> what it provides (pkg-config name or command)
+packages=(
+  "cmake:cmd:cmake" "make:cmd:make" "gcc:cmd:gcc" "pkg-config:cmd:pkg-config"
+  "openmpi-bin:cmd:mpirun" "libopenmpi-dev:pc:ompi-c"
+  "libopenblas-dev:pc:openblas" "libscalapack-openmpi-dev:pc:scalapack-openmpi"
+  "libcunit1-dev:pc:cunit" "zlib1g-dev:pc:zlib" "libinih-dev:pc:inih" "libcjson-dev:pc:libcjson"
+)
+data_dir=/usr/share/datasets/fashion-mnist
+
+have() { # kind name
+  case "$1" in
+    cmd) command -v "$2" >/dev/null 2>&1 ;;
+    pc) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$2" ;;
+  esac
+}
+
+missing_pkgs=() missing_what=()
+for entry in "${packages[@]}"; do
+  IFS=: read -r pkg kind name <<<"$entry"
+  if ! have "$kind" "$name"; then missing_pkgs+=("$pkg"); missing_what+=("$name ($pkg)"); fi
+done
+if (( want_data )) && [[ ! -f "$data_dir/train-images-idx3-ubyte.gz" ]]; then
+  missing_pkgs+=(dataset-fashion-mnist); missing_what+=("Fashion-MNIST in $data_dir (dataset-fashion-mnist)")
+fi
+
+if (( ${#missing_pkgs[@]} == 0 )); then
+  echo "install-deps: all dependencies present"
+  exit 0
+fi
+
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "install-deps: installing ${missing_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+  echo "install-deps: done"
+  exit 0
+fi
+
+{
+  echo "install-deps: missing (and no root/apt-get to install them here):"
+  for what in "${missing_what[@]}"; do echo "  - $what"; done
+  cat <<'MSG'
+On a cluster, load the site's modules (e.g. module load openmpi openblas scalapack)
+or install the libraries into a prefix, then point the build at them:
+  export PKG_CONFIG_PATH=<prefix>/lib/pkgconfig:$PKG_CONFIG_PATH
+  cmake -S . -B build -DCMAKE_PREFIX_PATH=<prefix> -DMPI_C_COMPILER=<path/to/mpicc>
+Fashion-MNIST can live anywhere: set [data] dir (or --set data.dir=<dir>).
+On Debian as root:
+  apt-get install libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libopenblas-dev \
+    libcunit1-dev zlib1g-dev libinih-dev libcjson-dev pkg-config cmake dataset-fashion-mnist
+MSG
+} >&2
+exit 1
