@@ -3,7 +3,7 @@
 # float32) on Fashion-MNIST: 1 rank x 2 BLAS threads and 2 ranks x 1 thread.
 # A benchmark, not a test: it reports numbers and asserts nothing.
 #
-#   bash bench/throughput.sh [STEPS] [REPEATS]     (defaults 2000 and 3)
+#   bash bench/throughput.sh [STEPS] [REPEATS]     (defaults 2000 and 5)
 #
 # Each run trains STEPS steps (no evaluation in the timed part) and reads the
 # training samples/s from the run's final metrics record; the median of
@@ -11,7 +11,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 steps=${1:-2000}
-repeats=${2:-3}
+repeats=${2:-5}
 build="$top/build/bench-single"
 bash "$top/launch/install-deps.sh" >/dev/null
 bash "$top/launch/build.sh" "$build" -DDPT_PRECISION=single -DDPT_BUILD_TESTS=OFF >/dev/null
@@ -29,12 +29,12 @@ run_once() { # ranks threads -> samples/s
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '%-22s %12s   %s\n' "configuration" "samples/s" "runs"
+printf '%-22s %18s   %s\n' "configuration" "median samples/s" "all runs"
 for config in "1 2" "2 1"; do
   read -r ranks threads <<<"$config"
   runs=()
   for ((i = 0; i < repeats; i++)); do runs+=("$(run_once "$ranks" "$threads")"); done
   best=$(printf '%s\n' "${runs[@]}" | median)
-  printf '%-22s %12.0f   %s\n' "$ranks rank x $threads thread" "$best" "$(printf '%.0f ' "${runs[@]}")"
+  printf '%-22s %18.0f   %s\n' "$ranks rank x $threads thread" "$best" "$(printf '%.0f ' "${runs[@]}")"
 done
 echo "($steps steps of the default MLP, batch 64 per rank, single precision, $(nproc) cores)"

@@ -15,7 +15,7 @@ want_data=1
 # Debian package -> what it provides (pkg-config name or command)
 packages=(
   "cmake:cmd:cmake" "make:cmd:make" "gcc:cmd:gcc" "pkg-config:cmd:pkg-config"
-  "openmpi-bin:cmd:mpirun" "libopenmpi-dev:pc:ompi-c"
+  "openmpi-bin:cmd:mpirun" "libopenmpi-dev:cmd:mpicc"
   "libopenblas-dev:pc:openblas" "libscalapack-openmpi-dev:pc:scalapack-openmpi"
   "libcunit1-dev:pc:cunit" "zlib1g-dev:pc:zlib" "libinih-dev:pc:inih" "libcjson-dev:pc:libcjson"
 )

@@ -1,7 +1,7 @@
 /* test_config.c - CUnit tests of the configuration parser (src/cli/config.c):
  * defaults, every kind of bad input and its message, --set overrides, the
  * write/load round trip and data path joining. */
-#include <CUnit/Basic.h>
+#include "cunit_util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -542,7 +542,7 @@ static void test_data_path(void)
 
 int main(void)
 {
-    static const struct { const char *name; CU_TestFunc fn; } tests[] = {
+    static const dpt_test tests[] = {
         {"default text", test_default_text},
         {"minimal config gets defaults", test_minimal_gets_defaults},
         {"accepted values", test_values_accepted},
@@ -569,18 +569,6 @@ int main(void)
         {"print keys", test_print_keys},
         {"data path", test_data_path},
     };
-    if (CU_initialize_registry() != CUE_SUCCESS) return CU_get_error();
-    CU_pSuite suite = CU_add_suite("config", NULL, NULL);
-    if (!suite) goto error;
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (!CU_add_test(suite, tests[i].name, tests[i].fn)) goto error;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    if (CU_basic_run_tests() != CUE_SUCCESS) goto error;
-    unsigned failures = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failures > 0 ? 1 : 0;
-error:
-    fprintf(stderr, "CUnit error: %s\n", CU_get_error_msg());
-    CU_cleanup_registry();
-    return 2;
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    return dpt_test_run(DPT_ADD_SUITE("config", tests), CU_BRM_VERBOSE);
 }

@@ -6,7 +6,7 @@
  * are set several standard deviations wide so that a correct generator never
  * trips them, while a biased draw (off-by-one, modulo bias, a wrong
  * transform) lands far outside. */
-#include <CUnit/Basic.h>
+#include "cunit_util.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -455,34 +455,20 @@ static void test_status_names(void)
 
 /* ================================================================ main */
 
-struct test_entry {
-    const char *name;
-    CU_TestFunc func;
-};
-
-static int add_suite(const char *name, const struct test_entry *tests, size_t n)
-{
-    CU_pSuite suite = CU_add_suite(name, NULL, NULL);
-    if (!suite) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!CU_add_test(suite, tests[i].name, tests[i].func)) return -1;
-    return 0;
-}
-
 int main(void)
 {
-    static const struct test_entry philox[] = {
+    static const dpt_test philox[] = {
         {"known-answer vectors", test_philox_kat},
         {"inputs untouched", test_philox_inputs_untouched},
     };
-    static const struct test_entry streams[] = {
+    static const dpt_test streams[] = {
         {"stream = philox(counter, key)", test_stream_is_philox_of_counter},
         {"u64 = two u32 words", test_u64_consumes_two_words},
         {"same inputs, same sequence", test_same_inputs_same_sequence},
         {"different inputs, different sequences", test_different_inputs_different_sequences},
         {"block counter carries", test_block_counter_carries},
     };
-    static const struct test_entry draws[] = {
+    static const dpt_test draws[] = {
         {"uniform range and mean", test_uniform_range_and_mean},
         {"uniform extremes", test_uniform_extremes},
         {"normal moments", test_normal_moments},
@@ -492,7 +478,7 @@ int main(void)
         {"permutation differs across substreams", test_permutation_differs_across_substreams},
         {"permutation uniform over orders", test_permutation_uniform_over_orders},
     };
-    static const struct test_entry errors[] = {
+    static const dpt_test errors[] = {
         {"DPT_FAIL records message and location", test_fail_records_message_and_location},
         {"DPT_FAIL returns each code", test_fail_returns_each_code},
         {"clear and overwrite", test_error_clear_and_overwrite},
@@ -501,19 +487,7 @@ int main(void)
         {"status names", test_status_names},
     };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    int bad = add_suite("philox", philox, sizeof philox / sizeof philox[0]) ||
-              add_suite("rng streams", streams, sizeof streams / sizeof streams[0]) ||
-              add_suite("rng draws", draws, sizeof draws / sizeof draws[0]) ||
-              add_suite("errors", errors, sizeof errors / sizeof errors[0]);
-    if (bad) {
-        fprintf(stderr, "CUnit registry error: %s\n", CU_get_error_msg());
-        CU_cleanup_registry();
-        return 1;
-    }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failures = CU_get_number_of_failures();
-    int run_error = CU_get_error() != CUE_SUCCESS;
-    CU_cleanup_registry();
-    return failures > 0 || run_error ? 1 : 0;
+    int registered = DPT_ADD_SUITE("philox", philox) || DPT_ADD_SUITE("rng streams", streams) ||
+                     DPT_ADD_SUITE("rng draws", draws) || DPT_ADD_SUITE("errors", errors);
+    return dpt_test_run(registered, CU_BRM_VERBOSE);
 }

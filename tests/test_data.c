@@ -8,7 +8,7 @@
  * removes at the end. So every expected value is known independently of the
  * reader under test, and broken files can be made exactly as broken as
  * wanted. */
-#include <CUnit/Basic.h>
+#include "cunit_util.h"
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -370,6 +370,39 @@ static void test_idx_trailing_bytes(void)
     expect_idx_error(path, DPT_ERR_FORMAT, NULL);
     make_file(path, "trailing.idx.gz", buf, len, 1);
     expect_idx_error(path, DPT_ERR_FORMAT, NULL);
+}
+
+/* Bytes after the end of a gzip stream are damage (zlib's gzread would
+ * ignore them); a second gzip member after the first is legal gzip and is
+ * read as the continuation of the data. */
+static void test_idx_gzip_trailing_and_members(void)
+{
+    uint8_t buf[64];
+    uint32_t n = 4;
+    size_t len = idx_bytes(buf, 0x08, 1, &n, (const uint8_t *)"\x05\x06\x07\x08", 4);
+    char path[PATH_SIZE];
+    make_file(path, "garbage-after.idx.gz", buf, len, 1);
+    FILE *f = fopen(path, "ab");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("GARBAGE!", f);
+    fclose(f);
+    expect_idx_error(path, DPT_ERR_FORMAT, "trailing data after the gzip stream");
+
+    /* header + first two elements in one member, the other two in a second */
+    char first[PATH_SIZE], second[PATH_SIZE];
+    make_file(first, "member1.gz", buf, len - 2, 1);
+    make_file(second, "member2.gz", buf + len - 2, 2, 1);
+    uint8_t joined[MAX_FILE], part[MAX_FILE];
+    size_t a = read_whole(first, joined, sizeof joined);
+    size_t b = read_whole(second, part, sizeof part);
+    CU_ASSERT_FATAL(a > 0 && b > 0 && a + b <= sizeof joined);
+    memcpy(joined + a, part, b);
+    make_file(path, "two-members.idx.gz", joined, a + b, 0);
+    dpt_idx idx;
+    CU_ASSERT_EQUAL_FATAL(dpt_idx_read(&idx, path), DPT_OK);
+    CU_ASSERT_EQUAL(idx.count, 4);
+    CU_ASSERT(memcmp(idx.data, "\x05\x06\x07\x08", 4) == 0);
+    dpt_idx_free(&idx);
 }
 
 /* A 1-D IDX of `n` compressible bytes (a short repeating pattern with a
@@ -765,29 +798,15 @@ static void test_split_range(void)
 
 /* ================================================================ main */
 
-struct test_entry {
-    const char *name;
-    CU_TestFunc func;
-};
-
-static int add_suite(const char *name, const struct test_entry *tests, size_t n)
-{
-    CU_pSuite suite = CU_add_suite(name, NULL, NULL);
-    if (!suite) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!CU_add_test(suite, tests[i].name, tests[i].func)) return -1;
-    return 0;
-}
-
 static int register_suites(void)
 {
-    static const struct test_entry idx_good[] = {
+    static const dpt_test idx_good[] = {
         {"3-D images, plain", test_idx_images_plain},
         {"3-D images, gzipped", test_idx_images_gz},
         {"1-D labels, plain and gzipped", test_idx_labels_plain_and_gz},
         {"big-endian dims, 8 dims", test_idx_big_endian_dims},
     };
-    static const struct test_entry idx_bad[] = {
+    static const dpt_test idx_bad[] = {
         {"missing file", test_idx_missing_file},
         {"directory", test_idx_directory},
         {"bad magic", test_idx_bad_magic},
@@ -798,10 +817,11 @@ static int register_suites(void)
         {"body truncated", test_idx_body_truncated},
         {"sizes larger than the file", test_idx_lying_sizes},
         {"trailing bytes", test_idx_trailing_bytes},
+        {"gzip: trailing garbage, two members", test_idx_gzip_trailing_and_members},
         {"corrupt gzip", test_idx_corrupt_gzip},
         {"gzip cut short", test_idx_gzip_cut_short},
     };
-    static const struct test_entry sets[] = {
+    static const dpt_test sets[] = {
         {"load", test_dataset_load},
         {"n_classes", test_dataset_classes},
         {"from_arrays copies", test_dataset_from_arrays},
@@ -813,16 +833,16 @@ static int register_suites(void)
         {"broken file", test_dataset_broken_file},
         {"4-D images", test_dataset_4d_images},
     };
-    static const struct test_entry batching[] = {
+    static const dpt_test batching[] = {
         {"epoch coverage over many shapes", test_batch_epoch_coverage},
         {"ragged last batch smaller than ranks", test_batch_ragged_last_smaller_than_ranks},
         {"plan errors", test_batch_plan_errors},
         {"split_range", test_split_range},
     };
-    return add_suite("idx: good files", idx_good, sizeof idx_good / sizeof idx_good[0]) ||
-           add_suite("idx: broken files", idx_bad, sizeof idx_bad / sizeof idx_bad[0]) ||
-           add_suite("data sets", sets, sizeof sets / sizeof sets[0]) ||
-           add_suite("batching", batching, sizeof batching / sizeof batching[0]);
+    return DPT_ADD_SUITE("idx: good files", idx_good) ||
+           DPT_ADD_SUITE("idx: broken files", idx_bad) ||
+           DPT_ADD_SUITE("data sets", sets) ||
+           DPT_ADD_SUITE("batching", batching);
 }
 
 int main(void)
@@ -835,15 +855,7 @@ int main(void)
         remove_tmp_dir();
         return 1;
     }
-    int status = 1;
-    if (register_suites() == 0) {
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        status = CU_get_number_of_failures() > 0 || CU_get_error() != CUE_SUCCESS;
-    } else {
-        fprintf(stderr, "CUnit registry error: %s\n", CU_get_error_msg());
-    }
-    CU_cleanup_registry();
+    int status = dpt_test_run(register_suites(), CU_BRM_VERBOSE);
     remove_tmp_dir();
     return status;
 }

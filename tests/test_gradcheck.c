@@ -3,7 +3,7 @@
  *     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h).
  * In the double build the maximum relative error must be < 1e-6 (the
  * issue's bound); in the single build float rounding allows only ~1e-2. */
-#include <CUnit/Basic.h>
+#include "cunit_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,20 +304,16 @@ static void test_init(void)
 
 int main(void)
 {
+    static const dpt_test tests[] = {
+        {"activations vs finite differences", test_activations},
+        {"dense layer vs finite differences", test_dense},
+        {"losses vs finite differences", test_losses},
+        {"loss values", test_loss_values},
+        {"model tanh/sigmoid vs finite differences", test_model_smooth},
+        {"model relu vs finite differences", test_model_relu},
+        {"batch gradient is the sum of sample gradients", test_gradient_is_sum},
+        {"initialization", test_init},
+    };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite suite = CU_add_suite("gradcheck", NULL, NULL);
-    if (!suite) return 1;
-    CU_add_test(suite, "activations vs finite differences", test_activations);
-    CU_add_test(suite, "dense layer vs finite differences", test_dense);
-    CU_add_test(suite, "losses vs finite differences", test_losses);
-    CU_add_test(suite, "loss values", test_loss_values);
-    CU_add_test(suite, "model tanh/sigmoid vs finite differences", test_model_smooth);
-    CU_add_test(suite, "model relu vs finite differences", test_model_relu);
-    CU_add_test(suite, "batch gradient is the sum of sample gradients", test_gradient_is_sum);
-    CU_add_test(suite, "initialization", test_init);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failures = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return failures > 0 || CU_get_error() != CUE_SUCCESS;
+    return dpt_test_run(DPT_ADD_SUITE("gradcheck", tests), CU_BRM_VERBOSE);
 }

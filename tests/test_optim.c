@@ -5,7 +5,7 @@
  * References: Goodfellow, Bengio, Courville, Deep Learning (2016),
  * algorithms 8.1 (SGD), 8.2 (momentum), 8.3 (Nesterov momentum) and
  * equation 8.14 (linear decay of the learning rate). */
-#include <CUnit/Basic.h>
+#include "cunit_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -447,23 +447,9 @@ static void test_params_defaults_and_names(void)
 
 /* ================================================================ main */
 
-struct test_entry {
-    const char *name;
-    CU_TestFunc func;
-};
-
-static int add_suite(const char *name, const struct test_entry *tests, size_t n)
-{
-    CU_pSuite suite = CU_add_suite(name, NULL, NULL);
-    if (!suite) return -1;
-    for (size_t i = 0; i < n; i++)
-        if (!CU_add_test(suite, tests[i].name, tests[i].func)) return -1;
-    return 0;
-}
-
 static int register_suites(void)
 {
-    static const struct test_entry updates[] = {
+    static const dpt_test updates[] = {
         {"SGD", test_sgd_plain},
         {"SGD with weight decay", test_sgd_weight_decay},
         {"SGD: no velocity, gradient untouched", test_sgd_no_velocity_const_grad},
@@ -475,33 +461,24 @@ static int register_suites(void)
         {"Nesterov first step by hand", test_nesterov_first_step_by_hand},
         {"convergence on a quadratic", test_convergence},
     };
-    static const struct test_entry schedules[] = {
+    static const dpt_test schedules[] = {
         {"linear (eq. 8.14)", test_linear_schedule},
         {"linear, exact binary values", test_linear_schedule_exact},
         {"constant", test_constant_schedule},
         {"step returns lr and counts", test_step_returns_lr_and_counts},
     };
-    static const struct test_entry params[] = {
+    static const dpt_test params[] = {
         {"create rejects bad parameters", test_create_rejects_bad_params},
         {"failed create leaves it empty", test_create_failure_state},
         {"defaults and names", test_params_defaults_and_names},
     };
-    return add_suite("updates", updates, sizeof updates / sizeof updates[0]) ||
-           add_suite("schedules", schedules, sizeof schedules / sizeof schedules[0]) ||
-           add_suite("parameters", params, sizeof params / sizeof params[0]);
+    return DPT_ADD_SUITE("updates", updates) ||
+           DPT_ADD_SUITE("schedules", schedules) ||
+           DPT_ADD_SUITE("parameters", params);
 }
 
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    int status = 1;
-    if (register_suites() == 0) {
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        status = CU_get_number_of_failures() > 0 || CU_get_error() != CUE_SUCCESS;
-    } else {
-        fprintf(stderr, "CUnit registry error: %s\n", CU_get_error_msg());
-    }
-    CU_cleanup_registry();
-    return status;
+    return dpt_test_run(register_suites(), CU_BRM_VERBOSE);
 }

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -23,39 +25,125 @@ static const char *idx_type_name(int type)
     }
 }
 
-/* Reads up to `want` bytes; sets *got. Distinguishes the end of the data
- * (short count, no error) from a damaged gzip stream (error). */
-static dpt_status gz_read_exact(gzFile file, const char *path, void *buf, size_t want,
-                                size_t *got)
+/* A byte source over a plain or gzipped file. gzip is recognized by its
+ * magic bytes 1f 8b and decoded with zlib's inflate directly (not gzread),
+ * so that damage anywhere is an error: bad deflate data, a bad CRC-32 or
+ * length, a stream cut short, and bytes after the last gzip member, which
+ * gzread would silently ignore. Concatenated gzip members are read in
+ * sequence, as gzip(1) does. */
+typedef struct idx_source {
+    FILE *file;
+    const char *path;
+    int gzip;          /* 1: inflate; 0: plain bytes */
+    int at_end;        /* the gzip data ended cleanly */
+    z_stream z;
+    unsigned char in[1 << 16];
+} idx_source;
+
+static dpt_status source_fill(idx_source *src)
 {
-    *got = 0;
-    while (*got < want) {
-        size_t piece = want - *got;
-        if (piece > INT_MAX / 2) piece = INT_MAX / 2;
-        int n = gzread(file, (char *)buf + *got, (unsigned)piece);
-        if (n < 0 || (n == 0 && !gzeof(file))) {
-            int zerr = 0;
-            const char *msg = gzerror(file, &zerr);
-            if (zerr == Z_ERRNO)
-                return DPT_FAIL(DPT_ERR_IO, "%s: read error: %s", path, strerror(errno));
-            return DPT_FAIL(DPT_ERR_FORMAT, "%s: corrupt gzip data (%s)", path, msg);
-        }
-        if (n == 0) break;
-        *got += (size_t)n;
-    }
-    /* zlib reports a gzip stream cut short as Z_BUF_ERROR at its end. */
-    int zerr = 0;
-    const char *msg = gzerror(file, &zerr);
-    if (zerr != Z_OK && zerr != Z_STREAM_END)
-        return DPT_FAIL(DPT_ERR_FORMAT, "%s: corrupt or truncated gzip data (%s)", path, msg);
+    size_t n = fread(src->in, 1, sizeof src->in, src->file);
+    if (n == 0 && ferror(src->file))
+        return DPT_FAIL(DPT_ERR_IO, "%s: read error: %s", src->path, strerror(errno));
+    src->z.next_in = src->in;
+    src->z.avail_in = (uInt)n;
     return DPT_OK;
 }
 
-static dpt_status read_header(gzFile file, const char *path, dpt_idx *idx)
+static dpt_status source_open(idx_source *src, const char *path)
+{
+    memset(src, 0, offsetof(idx_source, in));
+    src->path = path;
+    errno = 0;
+    src->file = fopen(path, "rb");
+    if (!src->file) return DPT_FAIL(DPT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    dpt_status st = source_fill(src);
+    if (st != DPT_OK) return st;
+    src->gzip = src->z.avail_in >= 2 && src->in[0] == 0x1f && src->in[1] == 0x8b;
+    /* 16 + MAX_WBITS: expect a gzip wrapper and check its CRC-32 and length */
+    if (src->gzip && inflateInit2(&src->z, 16 + MAX_WBITS) != Z_OK)
+        return DPT_FAIL(DPT_ERR_NOMEM, "%s: cannot start gzip decoding", path);
+    return DPT_OK;
+}
+
+static void source_close(idx_source *src)
+{
+    if (src->gzip) inflateEnd(&src->z);
+    if (src->file) fclose(src->file);
+    src->file = NULL;
+}
+
+/* After a gzip member ends: another member may follow, anything else is
+ * damage. */
+static dpt_status next_member(idx_source *src)
+{
+    if (src->z.avail_in == 0) {
+        dpt_status st = source_fill(src);
+        if (st != DPT_OK) return st;
+    }
+    if (src->z.avail_in == 0) {
+        src->at_end = 1;
+        return DPT_OK;
+    }
+    if (src->z.avail_in >= 2 && src->z.next_in[0] == 0x1f && src->z.next_in[1] == 0x8b) {
+        inflateReset(&src->z);
+        return DPT_OK;
+    }
+    return DPT_FAIL(DPT_ERR_FORMAT, "%s: trailing data after the gzip stream", src->path);
+}
+
+static dpt_status gzip_read(idx_source *src, unsigned char *buf, size_t want, size_t *got)
+{
+    while (*got < want && !src->at_end) {
+        if (src->z.avail_in == 0) {
+            dpt_status st = source_fill(src);
+            if (st != DPT_OK) return st;
+            if (src->z.avail_in == 0)
+                return DPT_FAIL(DPT_ERR_FORMAT, "%s: truncated gzip data (unexpected end of file)",
+                                src->path);
+        }
+        size_t room = want - *got;
+        src->z.next_out = buf + *got;
+        src->z.avail_out = room > UINT_MAX ? UINT_MAX : (uInt)room;
+        uInt before = src->z.avail_out;
+        int rc = inflate(&src->z, Z_NO_FLUSH);
+        *got += before - src->z.avail_out;
+        if (rc == Z_STREAM_END) {
+            dpt_status st = next_member(src);
+            if (st != DPT_OK) return st;
+        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            return DPT_FAIL(DPT_ERR_FORMAT, "%s: corrupt gzip data (%s)", src->path,
+                            src->z.msg ? src->z.msg : zError(rc));
+        }
+    }
+    return DPT_OK;
+}
+
+/* Reads up to `want` bytes; *got < want only at the end of the data. */
+static dpt_status source_read(idx_source *src, void *buf, size_t want, size_t *got)
+{
+    *got = 0;
+    if (src->gzip) return gzip_read(src, buf, want, got);
+    while (*got < want) {
+        if (src->z.avail_in == 0) {
+            dpt_status st = source_fill(src);
+            if (st != DPT_OK) return st;
+            if (src->z.avail_in == 0) break;
+        }
+        size_t piece = want - *got < src->z.avail_in ? want - *got : src->z.avail_in;
+        memcpy((unsigned char *)buf + *got, src->z.next_in, piece);
+        src->z.next_in += piece;
+        src->z.avail_in -= (uInt)piece;
+        *got += piece;
+    }
+    return DPT_OK;
+}
+
+static dpt_status read_header(idx_source *src, const char *path, dpt_idx *idx)
 {
     unsigned char magic[4];
     size_t got;
-    dpt_status st = gz_read_exact(file, path, magic, 4, &got);
+    dpt_status st = source_read(src, magic, 4, &got);
     if (st != DPT_OK) return st;
     if (got < 4)
         return DPT_FAIL(DPT_ERR_FORMAT, "%s: truncated IDX header (%zu of 4 magic bytes)", path, got);
@@ -72,7 +160,7 @@ static dpt_status read_header(gzFile file, const char *path, dpt_idx *idx)
                         magic[3], DPT_IDX_MAX_DIMS);
     idx->ndim = magic[3];
     unsigned char dims[4 * DPT_IDX_MAX_DIMS];
-    st = gz_read_exact(file, path, dims, 4 * (size_t)idx->ndim, &got);
+    st = source_read(src, dims, 4 * (size_t)idx->ndim, &got);
     if (st != DPT_OK) return st;
     if (got < 4 * (size_t)idx->ndim)
         return DPT_FAIL(DPT_ERR_FORMAT, "%s: truncated IDX header (%d dimension sizes declared)",
@@ -93,7 +181,7 @@ static dpt_status read_header(gzFile file, const char *path, dpt_idx *idx)
 /* Reads the body in chunks, growing the buffer as data actually arrives,
  * so that a header that lies about its sizes fails as "truncated" instead of
  * reserving gigabytes first. */
-static dpt_status read_body(gzFile file, const char *path, dpt_idx *idx)
+static dpt_status read_body(idx_source *src, const char *path, dpt_idx *idx)
 {
     size_t have = 0, capacity = 0;
     while (have < idx->count) {
@@ -108,7 +196,7 @@ static dpt_status read_body(gzFile file, const char *path, dpt_idx *idx)
             capacity = grown;
         }
         size_t got;
-        dpt_status st = gz_read_exact(file, path, idx->data + have, want, &got);
+        dpt_status st = source_read(src, idx->data + have, want, &got);
         if (st != DPT_OK) return st;
         have += got;
         if (got < want)
@@ -117,7 +205,7 @@ static dpt_status read_body(gzFile file, const char *path, dpt_idx *idx)
     }
     unsigned char extra;
     size_t got;
-    dpt_status st = gz_read_exact(file, path, &extra, 1, &got);
+    dpt_status st = source_read(src, &extra, 1, &got);
     if (st != DPT_OK) return st;
     if (got != 0)
         return DPT_FAIL(DPT_ERR_FORMAT, "%s: trailing data after the %zu elements the header declares",
@@ -128,14 +216,13 @@ static dpt_status read_body(gzFile file, const char *path, dpt_idx *idx)
 dpt_status dpt_idx_read(dpt_idx *idx, const char *path)
 {
     memset(idx, 0, sizeof *idx);
-    errno = 0;
-    gzFile file = gzopen(path, "rb");
-    if (!file)
-        return DPT_FAIL(DPT_ERR_IO, "cannot open %s: %s", path,
-                        errno ? strerror(errno) : "out of memory");
-    dpt_status st = read_header(file, path, idx);
-    if (st == DPT_OK) st = read_body(file, path, idx);
-    gzclose(file);
+    idx_source *src = malloc(sizeof *src);
+    if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", path);
+    dpt_status st = source_open(src, path);
+    if (st == DPT_OK) st = read_header(src, path, idx);
+    if (st == DPT_OK) st = read_body(src, path, idx);
+    source_close(src);
+    free(src);
     if (st != DPT_OK) dpt_idx_free(idx);
     return st;
 }

@@ -4,6 +4,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <mpi.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,6 +89,16 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
     cJSON_AddNumberToObject(run, "parameters", (double)t->model.n_params);
     cJSON_AddNumberToObject(run, "global_batch", (double)t->plan.global_batch);
     cJSON_AddNumberToObject(run, "steps", (double)t->total_steps);
+    /* the resolved configuration, so that a metrics file says how to rerun it */
+    char *config_text = NULL;
+    size_t config_len = 0;
+    FILE *config_out = open_memstream(&config_text, &config_len);
+    if (config_out) {
+        dpt_config_write(t->cfg, config_out);
+        fclose(config_out);
+        cJSON_AddStringToObject(run, "config", config_text);
+        free(config_text);
+    }
     emit(rep, run);
 }
 

@@ -80,7 +80,12 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
             st = report_window(t, rep, clock, &p);
             if (st != DPT_OK) return st;
         } else if (rep->active) {
+            /* between reports the bar moves on with the last reported numbers */
+            dpt_eval window = p.window;
+            double samples_per_second = p.samples_per_second;
             fill_progress(&p, t, clock, MPI_Wtime());
+            p.window = window;
+            p.samples_per_second = samples_per_second;
             dpt_report_tick(rep, &p);
         }
         if (t->epoch_step == 0 || last) {
