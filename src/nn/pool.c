@@ -1,0 +1,124 @@
+/* Max and average pooling (no padding, windows may overlap) and global
+ * average pooling, with their backward passes. */
+#include "dpt/layers.h"
+
+#include <string.h>
+
+dpt_status dpt_pool_geom_init(dpt_pool_geom *g, int c, int in_h, int in_w, int kh, int kw, int stride)
+{
+    const int values[] = {c, in_h, in_w, kh, kw, stride};
+    const char *names[] = {"channels", "input height", "input width",
+                           "window height", "window width", "stride"};
+    for (int i = 0; i < 6; i++)
+        if (values[i] <= 0)
+            return DPT_FAIL(DPT_ERR_SHAPE, "pool: %s must be positive (got %d)", names[i], values[i]);
+    if (kh > in_h)
+        return DPT_FAIL(DPT_ERR_SHAPE, "pool: window height %d exceeds input height %d", kh, in_h);
+    if (kw > in_w)
+        return DPT_FAIL(DPT_ERR_SHAPE, "pool: window width %d exceeds input width %d", kw, in_w);
+    /* argmax holds plane indices in int32_t */
+    if ((long long)in_h * in_w > INT32_MAX)
+        return DPT_FAIL(DPT_ERR_SHAPE, "pool: input plane %d x %d is too large", in_h, in_w);
+    *g = (dpt_pool_geom){c, in_h, in_w, kh, kw, stride, (in_h - kh) / stride + 1,
+                         (in_w - kw) / stride + 1};
+    return DPT_OK;
+}
+
+/* Number of channel planes in the batch: B c. */
+static size_t planes(int B, const dpt_pool_geom *g) { return (size_t)B * g->c; }
+
+/* Index (within the plane) of the first maximum of the window at (oy, ox). */
+static int32_t window_argmax(const dpt_real *plane, const dpt_pool_geom *g, int oy, int ox)
+{
+    int y0 = oy * g->stride, x0 = ox * g->stride;
+    int32_t best = (int32_t)(y0 * g->in_w + x0);
+    for (int i = 0; i < g->kh; i++)
+        for (int j = 0; j < g->kw; j++) {
+            int32_t at = (int32_t)((y0 + i) * g->in_w + x0 + j);
+            if (plane[at] > plane[best]) best = at; /* strict: the first one wins ties */
+        }
+    return best;
+}
+
+void dpt_maxpool_forward(dpt_real *out, int32_t *argmax, const dpt_real *x, int B,
+                         const dpt_pool_geom *g)
+{
+    size_t in_plane = (size_t)g->in_h * g->in_w, out_plane = (size_t)g->out_h * g->out_w;
+    for (size_t q = 0; q < planes(B, g); q++) {
+        const dpt_real *plane = x + q * in_plane;
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int ox = 0; ox < g->out_w; ox++) {
+                size_t o = q * out_plane + (size_t)oy * g->out_w + ox;
+                argmax[o] = window_argmax(plane, g, oy, ox);
+                out[o] = plane[argmax[o]];
+            }
+    }
+}
+
+void dpt_maxpool_backward(dpt_real *dx, const dpt_real *dout, const int32_t *argmax, int B,
+                          const dpt_pool_geom *g)
+{
+    size_t in_plane = (size_t)g->in_h * g->in_w, out_plane = (size_t)g->out_h * g->out_w;
+    memset(dx, 0, sizeof(dpt_real) * planes(B, g) * in_plane);
+    /* += : with overlapping windows one pixel can be the maximum of several */
+    for (size_t q = 0; q < planes(B, g); q++)
+        for (size_t o = 0; o < out_plane; o++)
+            dx[q * in_plane + argmax[q * out_plane + o]] += dout[q * out_plane + o];
+}
+
+void dpt_avgpool_forward(dpt_real *out, const dpt_real *x, int B, const dpt_pool_geom *g)
+{
+    size_t in_plane = (size_t)g->in_h * g->in_w;
+    double scale = 1.0 / ((double)g->kh * g->kw);
+    for (size_t q = 0; q < planes(B, g); q++) {
+        const dpt_real *plane = x + q * in_plane;
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int ox = 0; ox < g->out_w; ox++) {
+                dpt_acc sum = 0;
+                for (int i = 0; i < g->kh; i++) {
+                    size_t y = (size_t)oy * g->stride + i;
+                    const dpt_real *row = plane + y * g->in_w + (size_t)ox * g->stride;
+                    for (int j = 0; j < g->kw; j++) sum += row[j];
+                }
+                *out++ = (dpt_real)(sum * scale);
+            }
+    }
+}
+
+void dpt_avgpool_backward(dpt_real *dx, const dpt_real *dout, int B, const dpt_pool_geom *g)
+{
+    size_t in_plane = (size_t)g->in_h * g->in_w;
+    dpt_real scale = (dpt_real)(1.0 / ((double)g->kh * g->kw));
+    memset(dx, 0, sizeof(dpt_real) * planes(B, g) * in_plane);
+    /* += : overlapping windows (stride < k) share pixels */
+    for (size_t q = 0; q < planes(B, g); q++) {
+        dpt_real *plane = dx + q * in_plane;
+        for (int oy = 0; oy < g->out_h; oy++)
+            for (int ox = 0; ox < g->out_w; ox++) {
+                dpt_real d = *dout++ * scale;
+                for (int i = 0; i < g->kh; i++) {
+                    size_t y = (size_t)oy * g->stride + i;
+                    dpt_real *row = plane + y * g->in_w + (size_t)ox * g->stride;
+                    for (int j = 0; j < g->kw; j++) row[j] += d;
+                }
+            }
+    }
+}
+
+void dpt_gap_forward(dpt_real *out, const dpt_real *x, int B, int c, int hw)
+{
+    for (size_t q = 0; q < (size_t)B * c; q++) {
+        const dpt_real *plane = x + q * hw;
+        dpt_acc sum = 0;
+        for (int i = 0; i < hw; i++) sum += plane[i];
+        out[q] = (dpt_real)(sum / hw);
+    }
+}
+
+void dpt_gap_backward(dpt_real *dx, const dpt_real *dout, int B, int c, int hw)
+{
+    for (size_t q = 0; q < (size_t)B * c; q++) {
+        dpt_real d = (dpt_real)(dout[q] / (double)hw);
+        for (int i = 0; i < hw; i++) dx[q * hw + i] = d;
+    }
+}
