@@ -1,0 +1,151 @@
+/* Batch normalization, Ioffe & Szegedy 2015, algorithm 1 (training) and the
+ * inference transform of their algorithm 2, over x[B][C][spatial].
+ *
+ * Statistics are one-pass moments (sum and sum of squares, in double) so that
+ * the data-parallel group needs a single reduction of 2 C + 1 numbers per
+ * forward pass and one of 2 C per backward pass, instead of a reduction for
+ * the mean followed by another one for the centred second moment.
+ * ctx->scratch ([3 C + 1] doubles) holds, during the forward pass,
+ * [C sums][C sums of squares][count][C means], and during the backward pass
+ * [C sums of dout][C sums of dout xhat]. */
+#include "dpt/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Per-channel sum and sum of squares of x[B][C][spatial], accumulated in
+ * double: var = E[x^2] - E[x]^2 cancels catastrophically in float as soon as
+ * |mean| is a few times the standard deviation. */
+static void channel_moments(double *sum, double *sumsq, const dpt_real *x, int B, int C,
+                            int spatial)
+{
+    memset(sum, 0, sizeof(double) * (size_t)C);
+    memset(sumsq, 0, sizeof(double) * (size_t)C);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const dpt_real *p = x + ((size_t)b * C + c) * spatial;
+            double s = 0, q = 0;
+            for (int k = 0; k < spatial; k++) {
+                s += p[k];
+                q += (double)p[k] * p[k];
+            }
+            sum[c] += s;
+            sumsq[c] += q;
+        }
+}
+
+/* Exponential moving averages for inference. The running variance uses the
+ * unbiased estimate var N / (N - 1) (Ioffe & Szegedy, algorithm 2, step 10);
+ * with N = 1 that factor is undefined and the biased value (0) is used. */
+static void update_running(dpt_real *running_mean, dpt_real *running_var, double mean,
+                           double var, double N, double momentum)
+{
+    double unbiased = N > 1 ? var * N / (N - 1) : var;
+    *running_mean = (dpt_real)(momentum * *running_mean + (1 - momentum) * mean);
+    *running_var = (dpt_real)(momentum * *running_var + (1 - momentum) * unbiased);
+}
+
+/* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4). */
+static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
+                             const double *mean, const double *inv_std, const dpt_real *gamma,
+                             const dpt_real *beta, int B, int C, int spatial)
+{
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)b * C + c) * spatial;
+            for (int k = 0; k < spatial; k++) {
+                double h = ((double)x[base + k] - mean[c]) * inv_std[c];
+                xhat[base + k] = (dpt_real)h;
+                out[base + k] = (dpt_real)(gamma[c] * h + beta[c]);
+            }
+        }
+}
+
+double dpt_batchnorm_forward_train(dpt_real *out, dpt_real *xhat, dpt_real *inv_std,
+                                   dpt_real *running_mean, dpt_real *running_var,
+                                   const dpt_real *x, const dpt_real *gamma, const dpt_real *beta,
+                                   int B, int C, int spatial, const dpt_batchnorm_ctx *ctx)
+{
+    double *sum = ctx->scratch, *sumsq = sum + C, *mean = sum + 2 * C + 1;
+    channel_moments(sum, sumsq, x, B, C, spatial);
+    sum[2 * C] = (double)B * spatial;
+    /* called even when B = 0 here: the reduction is collective */
+    if (ctx->reduce) ctx->reduce(ctx->scratch, 2 * C + 1, ctx->reduce_user);
+    double N = sum[2 * C];
+    if (N <= 0) return 0; /* no sample anywhere: nothing to normalize or average */
+    for (int c = 0; c < C; c++) {
+        mean[c] = sum[c] / N;
+        /* rounding can push the one-pass variance slightly below zero */
+        double var = fmax(sumsq[c] / N - mean[c] * mean[c], 0);
+        update_running(&running_mean[c], &running_var[c], mean[c], var, N, ctx->momentum);
+        sumsq[c] = 1 / sqrt(var + ctx->eps); /* the slot is consumed: reuse it in double */
+        inv_std[c] = (dpt_real)sumsq[c];
+    }
+    normalize_affine(out, xhat, x, mean, sumsq, gamma, beta, B, C, spatial);
+    return N;
+}
+
+void dpt_batchnorm_forward_eval(dpt_real *out, const dpt_real *x, const dpt_real *gamma,
+                                const dpt_real *beta, const dpt_real *running_mean,
+                                const dpt_real *running_var, int B, int C, int spatial, double eps)
+{
+    /* Algorithm 2, step 11: a fixed affine map per channel, folded into one
+     * scale and one shift. */
+    for (int c = 0; c < C; c++) {
+        double scale = gamma[c] / sqrt((double)running_var[c] + eps);
+        double shift = beta[c] - scale * running_mean[c];
+        for (int b = 0; b < B; b++) {
+            size_t base = ((size_t)b * C + c) * spatial;
+            for (int k = 0; k < spatial; k++)
+                out[base + k] = (dpt_real)(scale * x[base + k] + shift);
+        }
+    }
+}
+
+/* Per-channel sums of dout and of dout xhat over this process's samples. */
+static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt_real *dout,
+                              const dpt_real *xhat, int B, int C, int spatial)
+{
+    memset(sum_dout, 0, sizeof(double) * (size_t)C);
+    memset(sum_dout_xhat, 0, sizeof(double) * (size_t)C);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)b * C + c) * spatial;
+            double s = 0, q = 0;
+            for (int k = 0; k < spatial; k++) {
+                s += dout[base + k];
+                q += (double)dout[base + k] * xhat[base + k];
+            }
+            sum_dout[c] += s;
+            sum_dout_xhat[c] += q;
+        }
+}
+
+/* dx may be NULL (an input layer needs no input gradient): then only the
+ * parameter gradients are accumulated and no reduction is made; every rank
+ * passes NULL alike, since that depends on the layer's place in the model. */
+void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, const dpt_real *dout,
+                            const dpt_real *xhat, const dpt_real *inv_std, const dpt_real *gamma,
+                            int B, int C, int spatial, double count, const dpt_batchnorm_ctx *ctx)
+{
+    double *sum_dout = ctx->scratch, *sum_dout_xhat = sum_dout + C;
+    channel_grad_sums(sum_dout, sum_dout_xhat, dout, xhat, B, C, spatial);
+    /* local sums: the gradient allreduce adds the other ranks' shares later */
+    for (int c = 0; c < C; c++) {
+        dbeta[c] += (dpt_real)sum_dout[c];
+        dgamma[c] += (dpt_real)sum_dout_xhat[c];
+    }
+    if (!dx) return;
+    /* dx couples every sample of the group through the mean and variance
+     * (the backward pass of algorithm 1), so it needs the group-wide sums */
+    if (ctx->reduce) ctx->reduce(ctx->scratch, 2 * C, ctx->reduce_user);
+    if (count <= 0) return;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t base = ((size_t)b * C + c) * spatial;
+            double k = gamma[c] * (double)inv_std[c] / count;
+            for (int s = 0; s < spatial; s++)
+                dx[base + s] = (dpt_real)(k * (count * dout[base + s] - sum_dout[c]
+                                               - xhat[base + s] * sum_dout_xhat[c]));
+        }
+}
