@@ -9,6 +9,7 @@ const char *dpt_loss_name(dpt_loss_kind loss)
     switch (loss) {
     case DPT_LOSS_SOFTMAX_XENT: return "softmax_cross_entropy";
     case DPT_LOSS_MSE: return "mse";
+    case DPT_LOSS_SIGMOID_BCE: return "sigmoid_bce";
     }
     return "?";
 }
@@ -49,6 +50,22 @@ static dpt_acc mse_row(dpt_real *grad, const dpt_real *z, int label, int K)
     return sum / K;
 }
 
+/* Binary cross-entropy of s(z) = 1 / (1 + e^-z) against t, written with
+ * softplus(u) = log(1 + e^u) so that no exp overflows:
+ *   -t log s(z) - (1 - t) log(1 - s(z)) = softplus(z) - t z,  d/dz = s(z) - t. */
+static dpt_acc sigmoid_bce_row(dpt_real *grad, const dpt_real *z, int label, int K, int *hit)
+{
+    dpt_acc sum = 0;
+    for (int k = 0; k < K; k++) {
+        double zk = (double)z[k], t = K == 1 ? (double)label : (double)(k == label);
+        double softplus = zk > 0 ? zk + log1p(exp(-zk)) : log1p(exp(zk));
+        sum += softplus - t * zk;
+        if (grad) grad[k] = (dpt_real)(1.0 / (1.0 + exp(-zk)) - t);
+    }
+    *hit = K == 1 ? (z[0] > 0) == (label != 0) : arg_max(z, K) == label;
+    return sum;
+}
+
 dpt_acc dpt_loss_forward_backward(dpt_real *dlogits, long *correct,
                                   const dpt_real *logits, const uint8_t *labels,
                                   int B, int K, dpt_loss_kind loss)
@@ -58,9 +75,13 @@ dpt_acc dpt_loss_forward_backward(dpt_real *dlogits, long *correct,
     for (int i = 0; i < B; i++) {
         const dpt_real *z = logits + (size_t)i * K;
         dpt_real *grad = dlogits ? dlogits + (size_t)i * K : NULL;
-        total += loss == DPT_LOSS_MSE ? mse_row(grad, z, labels[i], K)
-                                      : softmax_xent_row(grad, z, labels[i], K);
-        hits += arg_max(z, K) == labels[i];
+        int hit = arg_max(z, K) == labels[i];
+        switch (loss) {
+        case DPT_LOSS_MSE: total += mse_row(grad, z, labels[i], K); break;
+        case DPT_LOSS_SIGMOID_BCE: total += sigmoid_bce_row(grad, z, labels[i], K, &hit); break;
+        default: total += softmax_xent_row(grad, z, labels[i], K); break;
+        }
+        hits += hit;
     }
     if (correct) *correct += hits;
     return total;

@@ -1,5 +1,6 @@
-/* A stack of dense layers over one flat parameter and gradient buffer. */
-#include "dpt/nn.h"
+/* Model construction: shapes, the flat parameter/state/workspace layout,
+ * and deterministic initialization. The passes are in src/nn/forward.c. */
+#include "dpt/model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -7,152 +8,325 @@
 
 #include "dpt/rng.h"
 
-const char *dpt_init_name(dpt_init_kind init)
+/* Sizes of one layer for input shape `in`; fills l->out, parameter and
+ * workspace counts, FLOPs. */
+static dpt_status conv_shapes(dpt_layer *l, const char *where)
 {
-    switch (init) {
-    case DPT_INIT_AUTO: return "auto";
-    case DPT_INIT_HE_NORMAL: return "he_normal";
-    case DPT_INIT_GLOROT_UNIFORM: return "glorot_uniform";
-    }
-    return "?";
+    const dpt_layer_spec *s = &l->spec;
+    if (l->in.h * l->in.w == 1 && l->in.c > 1 && s->kh * s->kw > 1)
+        return DPT_FAIL(DPT_ERR_SHAPE, "%s: %s needs an image input (C x H x W), got a flat %d-vector",
+                        where, dpt_layer_kind_name(s->kind), l->in.c);
+    dpt_status st = dpt_conv_geom_init(&l->conv, l->in.c, l->in.h, l->in.w, s->units, s->kh, s->kw,
+                                       s->stride, s->dilation, s->pad);
+    if (st != DPT_OK)
+        return DPT_FAIL(DPT_ERR_SHAPE, "%s: %s", where, dpt_error_message());
+    size_t rows = (size_t)dpt_conv_rows(&l->conv), cols = (size_t)dpt_conv_cols(&l->conv);
+    size_t sets = s->kind == DPT_LAYER_CONV2D ? 1 : (size_t)dpt_unshared_sets(&l->conv, s->kind == DPT_LAYER_TILED ? s->tiles : 0);
+    l->out = (dpt_shape){s->units, l->conv.out_h, l->conv.out_w};
+    l->n_weights = sets * (size_t)s->units * rows;
+    l->n_bias = sets * (size_t)s->units;
+    l->flops = 2.0 * s->units * (double)rows * (double)cols;
+    return DPT_OK;
 }
 
-static int fan_in(const dpt_model *model, int layer)
+static dpt_status pool_shapes(dpt_layer *l, const char *where)
 {
-    return layer == 0 ? model->in_dim : model->layers[layer - 1].units;
+    const dpt_layer_spec *s = &l->spec;
+    dpt_status st = dpt_pool_geom_init(&l->pool, l->in.c, l->in.h, l->in.w, s->kh, s->kw, s->stride);
+    if (st != DPT_OK) return DPT_FAIL(DPT_ERR_SHAPE, "%s: %s", where, dpt_error_message());
+    l->out = (dpt_shape){l->in.c, l->pool.out_h, l->pool.out_w};
+    if (s->kind == DPT_LAYER_MAXPOOL) l->n_iaux = dpt_shape_size(l->out);
+    l->flops = (double)s->kh * s->kw * (double)dpt_shape_size(l->out);
+    return DPT_OK;
 }
 
-dpt_status dpt_model_create(dpt_model *model, int in_dim, const dpt_layer_spec *layers,
-                            int n_layers, dpt_loss_kind loss, int max_batch)
+static dpt_status layer_shapes(dpt_layer *l, const char *where)
 {
-    memset(model, 0, sizeof *model);
-    if (in_dim < 1 || n_layers < 1 || n_layers > DPT_MAX_LAYERS || max_batch < 1)
-        return DPT_FAIL(DPT_ERR_ARG, "bad model shape (input %d, %d layers, batch %d)",
-                        in_dim, n_layers, max_batch);
-    model->in_dim = in_dim;
-    model->n_layers = n_layers;
-    model->loss = loss;
-    model->max_batch = max_batch;
-    size_t n_params = 0, n_acts = 0;
-    int widest = in_dim;
-    for (int l = 0; l < n_layers; l++) {
-        if (layers[l].units < 1)
-            return DPT_FAIL(DPT_ERR_ARG, "layer %d has %d units", l + 1, layers[l].units);
-        model->layers[l] = layers[l];
-        model->w_offset[l] = n_params;
-        n_params += (size_t)layers[l].units * fan_in(model, l);
-        model->b_offset[l] = n_params;
-        n_params += (size_t)layers[l].units;
-        model->act_offset[l] = n_acts;
-        n_acts += (size_t)max_batch * layers[l].units;
-        if (layers[l].units > widest) widest = layers[l].units;
+    const dpt_layer_spec *s = &l->spec;
+    size_t in_size = dpt_shape_size(l->in);
+    l->out = l->in;
+    switch (s->kind) {
+    case DPT_LAYER_DENSE:
+        l->out = (dpt_shape){s->units, 1, 1};
+        l->n_weights = (size_t)s->units * in_size;
+        l->n_bias = (size_t)s->units;
+        l->flops = 2.0 * s->units * (double)in_size;
+        return DPT_OK;
+    case DPT_LAYER_CONV2D: case DPT_LAYER_LOCAL: case DPT_LAYER_TILED:
+        return conv_shapes(l, where);
+    case DPT_LAYER_MAXPOOL: case DPT_LAYER_AVGPOOL:
+        return pool_shapes(l, where);
+    case DPT_LAYER_GAP:
+        l->out = (dpt_shape){l->in.c, 1, 1};
+        l->flops = (double)in_size;
+        return DPT_OK;
+    case DPT_LAYER_FLATTEN:
+        l->out = (dpt_shape){(int)in_size, 1, 1};
+        return DPT_OK;
+    case DPT_LAYER_DROPOUT:
+        l->n_aux = in_size;
+        l->flops = (double)in_size;
+        return DPT_OK;
+    case DPT_LAYER_BATCHNORM:
+        l->n_weights = l->n_bias = (size_t)l->in.c; /* gamma, beta per channel */
+        l->n_state = 2 * (size_t)l->in.c;           /* running mean, running variance */
+        l->n_aux = in_size;                         /* xhat */
+        l->flops = 4.0 * (double)in_size;
+        return DPT_OK;
+    case DPT_LAYER_ACTIVATION:
+        l->flops = (double)in_size;
+        return DPT_OK;
+    default:
+        return DPT_FAIL(DPT_ERR_ARG, "%s: unknown layer kind %d", where, (int)s->kind);
     }
-    model->n_params = n_params;
-    size_t delta_len = (size_t)max_batch * widest;
-    model->params = calloc(n_params, sizeof(dpt_real));
-    model->grads = calloc(n_params, sizeof(dpt_real));
-    model->acts = calloc(n_acts, sizeof(dpt_real));
-    model->delta[0] = calloc(delta_len, sizeof(dpt_real));
-    model->delta[1] = calloc(delta_len, sizeof(dpt_real));
-    if (!model->params || !model->grads || !model->acts || !model->delta[0] || !model->delta[1]) {
-        dpt_model_destroy(model);
-        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a model of %zu parameters", n_params);
+}
+
+/* The heads to build: the spec's, or the implicit single one. */
+static void resolve_heads(dpt_model *m, const dpt_model_spec *spec)
+{
+    m->n_heads = spec->n_heads > 0 ? spec->n_heads : 1;
+    for (int h = 0; h < m->n_heads; h++) {
+        dpt_head *head = &m->heads[h];
+        memset(head, 0, sizeof *head);
+        if (spec->n_heads > 0) {
+            head->spec = spec->heads[h];
+        } else {
+            strcpy(head->spec.name, "output");
+            head->spec.loss = spec->loss;
+            head->spec.weight = 1;
+        }
+    }
+}
+
+/* Appends layers[0..n) reading shape *shape; advances it to their output. */
+static dpt_status add_layers(dpt_model *m, const dpt_layer_spec *specs, int n, int bn_sync,
+                             dpt_shape *shape, const char *part)
+{
+    for (int i = 0; i < n; i++) {
+        dpt_layer *l = &m->layers[m->n_layers];
+        memset(l, 0, sizeof *l);
+        l->spec = specs[i];
+        if (l->spec.kind == DPT_LAYER_BATCHNORM && l->spec.sync < 0) l->spec.sync = bn_sync;
+        l->in = *shape;
+        l->id = m->n_layers;
+        char where[96];
+        snprintf(where, sizeof where, "%s layer %d (%s)", part, i + 1, dpt_layer_kind_name(l->spec.kind));
+        dpt_status st = layer_shapes(l, where);
+        if (st != DPT_OK) return st;
+        *shape = l->out;
+        m->n_layers++;
     }
     return DPT_OK;
 }
 
-void dpt_model_destroy(dpt_model *model)
+static dpt_status build_layers(dpt_model *m, const dpt_model_spec *spec)
 {
-    free(model->params);
-    free(model->grads);
-    free(model->acts);
-    free(model->delta[0]);
-    free(model->delta[1]);
-    memset(model, 0, sizeof *model);
+    dpt_shape shape = m->input;
+    dpt_status st = add_layers(m, spec->trunk, spec->n_trunk, spec->bn_sync, &shape, "trunk");
+    if (st != DPT_OK) return st;
+    m->n_trunk = m->n_layers;
+    const dpt_shape trunk_out = shape;
+    for (int h = 0; h < m->n_heads; h++) {
+        dpt_head *head = &m->heads[h];
+        char part[64];
+        snprintf(part, sizeof part, "head '%s'", head->spec.name);
+        shape = trunk_out;
+        head->first = m->n_layers;
+        st = add_layers(m, head->spec.layers, head->spec.n_layers, spec->bn_sync, &shape, part);
+        if (st != DPT_OK) return st;
+        head->n = m->n_layers - head->first;
+        head->outputs = (int)dpt_shape_size(shape);
+    }
+    return DPT_OK;
 }
 
-void dpt_model_init_params(dpt_model *model, dpt_init_kind init, uint64_t seed)
+/* Offsets of every layer's views; returns the widest tensor (per sample). */
+static size_t lay_out(dpt_model *m, size_t *n_acts, size_t *n_aux, size_t *n_iaux, size_t *n_cols,
+                      int *max_channels)
 {
-    for (int l = 0; l < model->n_layers; l++) {
-        int n_in = fan_in(model, l), n_out = model->layers[l].units;
-        dpt_init_kind kind = init;
-        if (kind == DPT_INIT_AUTO)
-            kind = model->layers[l].act == DPT_ACT_RELU ? DPT_INIT_HE_NORMAL : DPT_INIT_GLOROT_UNIFORM;
-        /* one substream per layer: a layer's values do not depend on the others' sizes */
-        dpt_rng rng;
-        dpt_rng_init(&rng, seed, DPT_STREAM_INIT, 0, (uint64_t)l);
-        dpt_real *w = model->params + model->w_offset[l];
-        size_t n_w = (size_t)n_in * n_out;
-        if (kind == DPT_INIT_HE_NORMAL) {
-            double std = sqrt(2.0 / n_in);
-            for (size_t i = 0; i < n_w; i++) w[i] = (dpt_real)(std * dpt_rng_normal(&rng));
-        } else {
-            double limit = sqrt(6.0 / (n_in + n_out));
-            for (size_t i = 0; i < n_w; i++)
-                w[i] = (dpt_real)(limit * (2 * dpt_rng_uniform(&rng) - 1));
+    size_t widest = dpt_shape_size(m->input);
+    *n_acts = *n_aux = *n_iaux = *n_cols = 0;
+    *max_channels = 1;
+    m->n_params = m->n_state = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_layer *l = &m->layers[i];
+        size_t out = dpt_shape_size(l->out);
+        l->param_offset = m->n_params;
+        m->n_params += l->n_weights + l->n_bias;
+        l->state_offset = m->n_state;
+        m->n_state += l->n_state;
+        l->out_offset = *n_acts;
+        *n_acts += (size_t)m->max_batch * out;
+        l->aux_offset = *n_aux;
+        *n_aux += (size_t)m->max_batch * l->n_aux + (size_t)(l->spec.kind == DPT_LAYER_BATCHNORM ? l->in.c : 0);
+        l->iaux_offset = *n_iaux;
+        *n_iaux += (size_t)m->max_batch * l->n_iaux;
+        if (l->spec.kind >= DPT_LAYER_CONV2D && l->spec.kind <= DPT_LAYER_TILED) {
+            size_t cols = (size_t)dpt_conv_rows(&l->conv) * (size_t)dpt_conv_cols(&l->conv);
+            if (cols > *n_cols) *n_cols = cols;
         }
-        memset(model->params + model->b_offset[l], 0, sizeof(dpt_real) * n_out);
+        if (l->spec.kind == DPT_LAYER_BATCHNORM && l->in.c > *max_channels) *max_channels = l->in.c;
+        if (out > widest) widest = out;
     }
+    return widest;
 }
 
-static dpt_real *layer_output(const dpt_model *model, int l)
+static dpt_status allocate(dpt_model *m)
 {
-    return model->acts + model->act_offset[l];
+    size_t n_acts, n_aux, n_iaux, n_cols;
+    int max_channels;
+    size_t widest = lay_out(m, &n_acts, &n_aux, &n_iaux, &n_cols, &max_channels);
+    size_t trunk_out = m->n_trunk ? dpt_shape_size(m->layers[m->n_trunk - 1].out) : dpt_shape_size(m->input);
+    size_t batch = (size_t)m->max_batch;
+    m->params = calloc(m->n_params + 1, sizeof(dpt_real));
+    m->grads = calloc(m->n_params + 1, sizeof(dpt_real));
+    m->state = calloc(m->n_state + 1, sizeof(dpt_real));
+    m->acts = calloc(n_acts + 1, sizeof(dpt_real));
+    m->aux = calloc(n_aux + 1, sizeof(dpt_real));
+    m->iaux = calloc(n_iaux + 1, sizeof(int32_t));
+    m->delta[0] = calloc(batch * widest, sizeof(dpt_real));
+    m->delta[1] = calloc(batch * widest, sizeof(dpt_real));
+    m->trunk_delta = calloc(batch * trunk_out, sizeof(dpt_real));
+    m->cols = calloc(n_cols + 1, sizeof(dpt_real));
+    m->dcols = calloc(n_cols + 1, sizeof(dpt_real));
+    m->bn_scratch = calloc(3 * (size_t)max_channels + 1, sizeof(double));
+    m->head_labels = calloc(batch, 1);
+    if (!m->params || !m->grads || !m->state || !m->acts || !m->aux || !m->iaux || !m->delta[0] ||
+        !m->delta[1] || !m->trunk_delta || !m->cols || !m->dcols || !m->bn_scratch || !m->head_labels)
+        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a model of %zu parameters (batch %d)",
+                        m->n_params, m->max_batch);
+    return DPT_OK;
 }
 
-static void forward(dpt_model *model, const dpt_real *x, int B)
+dpt_status dpt_model_create(dpt_model *m, dpt_shape input, const dpt_model_spec *spec, int max_batch)
 {
-    for (int l = 0; l < model->n_layers; l++) {
-        const dpt_real *in = l == 0 ? x : layer_output(model, l - 1);
-        dpt_real *out = layer_output(model, l);
-        int n_out = model->layers[l].units;
-        dpt_dense_forward(out, in, model->params + model->w_offset[l],
-                          model->params + model->b_offset[l], B, fan_in(model, l), n_out);
-        dpt_activation_forward(out, out, (size_t)B * n_out, model->layers[l].act);
+    memset(m, 0, sizeof *m);
+    if (input.c < 1 || input.h < 1 || input.w < 1 || max_batch < 1 || spec->n_heads > DPT_MAX_HEADS)
+        return DPT_FAIL(DPT_ERR_ARG, "bad model input %dx%dx%d, batch %d, %d heads", input.c,
+                        input.h, input.w, max_batch, spec->n_heads);
+    m->input = input;
+    m->max_batch = max_batch;
+    m->default_init = spec->init;
+    resolve_heads(m, spec);
+    dpt_status st = build_layers(m, spec);
+    if (st == DPT_OK) st = allocate(m);
+    if (st != DPT_OK) dpt_model_destroy(m);
+    return st;
+}
+
+void dpt_model_destroy(dpt_model *m)
+{
+    void *buffers[] = {m->params, m->grads, m->state, m->acts, m->aux, m->iaux, m->delta[0],
+                       m->delta[1], m->trunk_delta, m->cols, m->dcols, m->bn_scratch, m->head_labels};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- initialization */
+
+/* He before a ReLU (looking past batch norm and dropout), Glorot otherwise. */
+static dpt_init_kind auto_init(const dpt_model *m, int i, dpt_init_kind model_default)
+{
+    if (model_default != DPT_INIT_AUTO) return model_default;
+    for (int j = i + 1; j < m->n_layers; j++) {
+        dpt_layer_kind k = m->layers[j].spec.kind;
+        if (k == DPT_LAYER_BATCHNORM || k == DPT_LAYER_DROPOUT) continue;
+        if (k == DPT_LAYER_ACTIVATION && m->layers[j].spec.act == DPT_ACT_RELU) return DPT_INIT_HE_NORMAL;
+        break;
     }
+    return DPT_INIT_GLOROT_UNIFORM;
 }
 
-dpt_acc dpt_model_evaluate(dpt_model *model, const dpt_real *x, const uint8_t *labels,
-                           int B, long *correct)
+/* The last layer with weights (not batch norm) in [from, to), or -1. */
+static int last_weighted(const dpt_model *m, int from, int to)
 {
-    forward(model, x, B);
-    int last = model->n_layers - 1;
-    return dpt_loss_forward_backward(NULL, correct, layer_output(model, last), labels, B,
-                                     model->layers[last].units, model->loss);
+    for (int j = to - 1; j >= from; j--)
+        if (m->layers[j].n_weights && m->layers[j].spec.kind != DPT_LAYER_BATCHNORM) return j;
+    return -1;
 }
 
-dpt_acc dpt_model_forward_backward(dpt_model *model, const dpt_real *x,
-                                   const uint8_t *labels, int B, long *correct)
+/* The head whose output layer is layer i, or -1. */
+static int head_of_output(const dpt_model *m, int i)
 {
-    forward(model, x, B);
-    int last = model->n_layers - 1;
-    dpt_real *delta = model->delta[0], *delta_in = model->delta[1];
-    dpt_acc loss = dpt_loss_forward_backward(delta, correct, layer_output(model, last), labels, B,
-                                             model->layers[last].units, model->loss);
-    for (int l = last; l >= 0; l--) {
-        int n_out = model->layers[l].units;
-        const dpt_real *in = l == 0 ? x : layer_output(model, l - 1);
-        dpt_activation_backward(delta, delta, layer_output(model, l), (size_t)B * n_out,
-                                model->layers[l].act);
-        dpt_dense_backward(l == 0 ? NULL : delta_in, model->grads + model->w_offset[l],
-                           model->grads + model->b_offset[l], delta, in,
-                           model->params + model->w_offset[l], B, fan_in(model, l), n_out);
-        dpt_real *swap = delta;
-        delta = delta_in;
-        delta_in = swap;
+    for (int h = 0; h < m->n_heads; h++) {
+        int j = last_weighted(m, m->heads[h].first, m->heads[h].first + m->heads[h].n);
+        if (j < 0) j = last_weighted(m, 0, m->n_trunk);
+        if (j == i) return h;
     }
-    return loss;
+    return -1;
 }
 
-const dpt_real *dpt_model_output(const dpt_model *model)
+/* bias_k = log p_k of the head's label frequencies (add-one smoothed), so
+ * that the untrained network already predicts the class prior. */
+static dpt_status prior_bias(const dpt_model *m, int i, const long *counts, dpt_real *b)
 {
-    return layer_output(model, model->n_layers - 1);
+    const dpt_layer *l = &m->layers[i];
+    int h = head_of_output(m, i);
+    if (h < 0 || !counts || l->n_bias != (size_t)m->heads[h].outputs)
+        return DPT_FAIL(DPT_ERR_SHAPE, "layer %d: bias=prior needs the output layer of a head "
+                        "and the training labels", i + 1);
+    double per_class[DPT_LABELS] = {0}, total = 0;
+    for (int y = 0; y < DPT_LABELS; y++) {
+        int k = dpt_model_head_label(m, h, y);
+        if (k >= 0 && k < (int)l->n_bias) per_class[k] += (double)counts[y], total += (double)counts[y];
+    }
+    for (size_t k = 0; k < l->n_bias; k++)
+        b[k] = (dpt_real)log((per_class[k] + 1) / (total + (double)l->n_bias));
+    return DPT_OK;
 }
 
-double dpt_model_flops_per_sample(const dpt_model *model)
+static dpt_status init_layer(dpt_model *m, int i, uint64_t seed, dpt_init_kind model_default,
+                             const long *counts)
+{
+    dpt_layer *l = &m->layers[i];
+    dpt_real *w = m->params + l->param_offset, *b = w + l->n_weights;
+    if (l->spec.kind == DPT_LAYER_BATCHNORM) {
+        for (size_t c = 0; c < l->n_weights; c++) w[c] = 1; /* gamma = 1, beta = 0 */
+        dpt_real *var = m->state + l->state_offset + l->in.c;
+        for (int c = 0; c < l->in.c; c++) var[c] = 1;
+        return DPT_OK;
+    }
+    if (l->n_weights == 0) return DPT_OK;
+    dpt_init_spec init = l->spec.init;
+    if (init.kind == DPT_INIT_AUTO) {
+        init.kind = auto_init(m, i, model_default);
+        init.value = dpt_init_default_value(init.kind);
+    }
+    dpt_rng rng;
+    dpt_rng_init(&rng, seed, DPT_STREAM_INIT, 0, (uint64_t)i); /* one substream per layer */
+    int filters = l->spec.units;
+    int cols = (int)(l->n_weights / l->n_bias);        /* fan-in of one unit */
+    int receptive = l->spec.kind == DPT_LAYER_DENSE ? 1 : l->spec.kh * l->spec.kw;
+    size_t sets = l->n_bias / (size_t)filters;          /* unshared kernel sets */
+    for (size_t s = 0; s < sets; s++) {
+        dpt_status st = dpt_init_weights(w + s * (size_t)filters * cols, filters, cols, cols,
+                                         filters * receptive, &init, &rng);
+        if (st != DPT_OK) return st;
+    }
+    for (size_t k = 0; k < l->n_bias; k++) b[k] = (dpt_real)l->spec.bias;
+    return l->spec.bias_prior ? prior_bias(m, i, counts, b) : DPT_OK;
+}
+
+dpt_status dpt_model_init_params(dpt_model *m, uint64_t seed, const long *label_counts)
+{
+    memset(m->state, 0, sizeof(dpt_real) * m->n_state);
+    for (int i = 0; i < m->n_layers; i++) {
+        dpt_status st = init_layer(m, i, seed, m->default_init, label_counts);
+        if (st != DPT_OK) return st;
+    }
+    return DPT_OK;
+}
+
+int dpt_model_head_label(const dpt_model *m, int h, int data_label)
+{
+    if (data_label < 0 || data_label >= DPT_LABELS) return -1;
+    const dpt_head_spec *spec = &m->heads[h].spec;
+    return spec->has_map ? spec->map[data_label] : data_label;
+}
+
+double dpt_model_flops_per_sample(const dpt_model *m)
 {
     double flops = 0;
-    for (int l = 0; l < model->n_layers; l++)
-        flops += 2.0 * fan_in(model, l) * model->layers[l].units;
+    for (int i = 0; i < m->n_layers; i++) flops += m->layers[i].flops;
     return flops;
 }

@@ -1,0 +1,203 @@
+/* Forward and backward passes over the trunk and the heads. */
+#include <string.h>
+
+#include "dpt/model.h"
+#include "dpt/rng.h"
+
+static dpt_real *layer_out(const dpt_model *m, const dpt_layer *l)
+{
+    return m->acts + l->out_offset;
+}
+
+static dpt_batchnorm_ctx bn_ctx(const dpt_model *m, const dpt_layer *l, const dpt_forward_ctx *ctx)
+{
+    dpt_batchnorm_ctx bn = {l->spec.momentum, l->spec.eps, NULL, NULL, m->bn_scratch};
+    if (l->spec.sync) {
+        bn.reduce = ctx->reduce;
+        bn.reduce_user = ctx->reduce_user;
+    }
+    return bn;
+}
+
+static void dropout_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt_real *in, int B,
+                            const dpt_forward_ctx *ctx)
+{
+    size_t n = (size_t)B * dpt_shape_size(l->in);
+    if (!ctx->dropout) { /* inverted dropout: evaluation uses the layer unchanged */
+        memcpy(out, in, sizeof(dpt_real) * n);
+        return;
+    }
+    /* a stream per (rank, pass, layer): reproducible whatever runs when */
+    dpt_rng rng;
+    dpt_rng_init(&rng, ctx->seed, DPT_STREAM_DROPOUT, ctx->rank, ctx->pass << 12 | (uint64_t)l->id);
+    dpt_real *mask = m->aux + l->aux_offset;
+    dpt_dropout_mask(mask, n, l->spec.keep, &rng);
+    dpt_dropout_apply(out, in, mask, n);
+}
+
+static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt_real *in, int B,
+                              const dpt_forward_ctx *ctx)
+{
+    int C = l->in.c, spatial = l->in.h * l->in.w;
+    const dpt_real *gamma = m->params + l->param_offset, *beta = gamma + C;
+    dpt_real *mean = m->state + l->state_offset, *var = mean + C;
+    if (!ctx->batch_stats) {
+        dpt_batchnorm_forward_eval(out, in, gamma, beta, mean, var, B, C, spatial, l->spec.eps);
+        return;
+    }
+    dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
+    dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
+    l->bn_count = dpt_batchnorm_forward_train(out, xhat, inv_std, mean, var, in, gamma, beta, B, C,
+                                              spatial, &bn);
+}
+
+static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
+                          const dpt_forward_ctx *ctx)
+{
+    dpt_real *out = layer_out(m, l);
+    const dpt_real *w = m->params + l->param_offset, *b = w + l->n_weights;
+    size_t n_in = (size_t)B * dpt_shape_size(l->in);
+    switch (l->spec.kind) {
+    case DPT_LAYER_DENSE:
+        dpt_dense_forward(out, in, w, b, B, (int)dpt_shape_size(l->in), l->spec.units);
+        break;
+    case DPT_LAYER_CONV2D: dpt_conv2d_forward(out, m->cols, in, w, b, B, &l->conv); break;
+    case DPT_LAYER_LOCAL: dpt_unshared_forward(out, m->cols, in, w, b, B, &l->conv, 0); break;
+    case DPT_LAYER_TILED: dpt_unshared_forward(out, m->cols, in, w, b, B, &l->conv, l->spec.tiles); break;
+    case DPT_LAYER_MAXPOOL:
+        dpt_maxpool_forward(out, m->iaux + l->iaux_offset, in, B, &l->pool);
+        break;
+    case DPT_LAYER_AVGPOOL: dpt_avgpool_forward(out, in, B, &l->pool); break;
+    case DPT_LAYER_GAP: dpt_gap_forward(out, in, B, l->in.c, l->in.h * l->in.w); break;
+    case DPT_LAYER_FLATTEN: memcpy(out, in, sizeof(dpt_real) * n_in); break;
+    case DPT_LAYER_ACTIVATION: dpt_activation_forward(out, in, n_in, l->spec.act); break;
+    case DPT_LAYER_DROPOUT: dropout_forward(m, l, out, in, B, ctx); break;
+    case DPT_LAYER_BATCHNORM: batchnorm_forward(m, l, out, in, B, ctx); break;
+    default: break;
+    }
+}
+
+/* din = d(loss)/d(input of l) from dout; parameter gradients accumulate.
+ * din is NULL for the model's first layer when its input gradient is not
+ * needed (only weighted layers can skip it). */
+static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout,
+                           const dpt_real *in, int B, const dpt_forward_ctx *ctx)
+{
+    const dpt_real *w = m->params + l->param_offset, *out = layer_out(m, l);
+    dpt_real *dw = m->grads + l->param_offset, *db = dw + l->n_weights;
+    size_t n_in = (size_t)B * dpt_shape_size(l->in);
+    switch (l->spec.kind) {
+    case DPT_LAYER_DENSE:
+        dpt_dense_backward(din, dw, db, dout, in, w, B, (int)dpt_shape_size(l->in), l->spec.units);
+        break;
+    case DPT_LAYER_CONV2D: dpt_conv2d_backward(din, dw, db, m->cols, m->dcols, dout, in, w, B, &l->conv); break;
+    case DPT_LAYER_LOCAL: dpt_unshared_backward(din, dw, db, m->cols, m->dcols, dout, in, w, B, &l->conv, 0); break;
+    case DPT_LAYER_TILED:
+        dpt_unshared_backward(din, dw, db, m->cols, m->dcols, dout, in, w, B, &l->conv, l->spec.tiles);
+        break;
+    case DPT_LAYER_MAXPOOL: dpt_maxpool_backward(din, dout, m->iaux + l->iaux_offset, B, &l->pool); break;
+    case DPT_LAYER_AVGPOOL: dpt_avgpool_backward(din, dout, B, &l->pool); break;
+    case DPT_LAYER_GAP: dpt_gap_backward(din, dout, B, l->in.c, l->in.h * l->in.w); break;
+    case DPT_LAYER_FLATTEN: memcpy(din, dout, sizeof(dpt_real) * n_in); break;
+    case DPT_LAYER_ACTIVATION: dpt_activation_backward(din, dout, out, n_in, l->spec.act); break;
+    case DPT_LAYER_DROPOUT:
+        if (ctx->dropout) dpt_dropout_apply(din, dout, m->aux + l->aux_offset, n_in);
+        else memcpy(din, dout, sizeof(dpt_real) * n_in);
+        break;
+    case DPT_LAYER_BATCHNORM: {
+        const dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
+        dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
+        dpt_batchnorm_backward(din, dw, db, dout, xhat, inv_std, w, B, l->in.c, l->in.h * l->in.w,
+                               l->bn_count, &bn);
+        break;
+    }
+    default: break;
+    }
+}
+
+/* Runs layers [first, first + n) on `in`; returns the output. */
+static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real *in, int B,
+                                  const dpt_forward_ctx *ctx)
+{
+    for (int i = first; i < first + n; i++) {
+        layer_forward(m, &m->layers[i], in, B, ctx);
+        in = layer_out(m, &m->layers[i]);
+    }
+    return in;
+}
+
+/* Backward over layers [first, first + n) from dout (in delta[0] or the
+ * trunk delta); returns the buffer holding d(input of layer first), or NULL
+ * when `need_input_grad` is 0 and the first layer could skip it. */
+static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *input, dpt_real *dout,
+                             int B, const dpt_forward_ctx *ctx, int need_input_grad)
+{
+    for (int i = first + n - 1; i >= first; i--) {
+        dpt_layer *l = &m->layers[i];
+        const dpt_real *in = i == first ? input : layer_out(m, &m->layers[i - 1]);
+        dpt_real *din = dout == m->delta[0] ? m->delta[1] : m->delta[0];
+        int weighted = l->spec.kind <= DPT_LAYER_TILED;
+        if (i == first && !need_input_grad && weighted) din = NULL;
+        layer_backward(m, l, din, dout, in, B, ctx);
+        dout = din;
+    }
+    return dout;
+}
+
+static const uint8_t *head_labels(dpt_model *m, int h, const uint8_t *labels, int B)
+{
+    if (!m->heads[h].spec.has_map) return labels;
+    for (int i = 0; i < B; i++) {
+        int k = dpt_model_head_label(m, h, labels[i]);
+        m->head_labels[i] = (uint8_t)(k < 0 ? 0 : k); /* the trainer rejects unmapped labels */
+    }
+    return m->head_labels;
+}
+
+const dpt_real *dpt_model_head_output(const dpt_model *m, int h)
+{
+    const dpt_head *head = &m->heads[h];
+    if (head->n) return layer_out(m, &m->layers[head->first + head->n - 1]);
+    return m->n_trunk ? layer_out(m, &m->layers[m->n_trunk - 1]) : NULL;
+}
+
+/* Forward over everything; if `backward`, the gradient of sum_h weight_h
+ * loss_h too. */
+static void pass(dpt_model *m, const dpt_real *x, const uint8_t *labels, int B,
+                 const dpt_forward_ctx *ctx, dpt_batch_metrics *metrics, int backward)
+{
+    const dpt_real *trunk_out = run_layers(m, 0, m->n_trunk, x, B, ctx);
+    size_t trunk_size = (size_t)B * (m->n_trunk ? dpt_shape_size(m->layers[m->n_trunk - 1].out)
+                                                : dpt_shape_size(m->input));
+    for (int h = 0; h < m->n_heads; h++) {
+        dpt_head *head = &m->heads[h];
+        const dpt_real *logits = run_layers(m, head->first, head->n, trunk_out, B, ctx);
+        const uint8_t *y = head_labels(m, h, labels, B);
+        dpt_real *dlogits = backward ? m->delta[0] : NULL;
+        double loss = dpt_loss_forward_backward(dlogits, &metrics->correct[h], logits, y, B,
+                                                head->outputs, head->spec.loss);
+        metrics->loss[h] += loss;
+        metrics->total += head->spec.weight * loss;
+        if (!backward) continue;
+        size_t n_out = (size_t)B * head->outputs;
+        if (head->spec.weight != 1)
+            for (size_t i = 0; i < n_out; i++) dlogits[i] *= (dpt_real)head->spec.weight;
+        const dpt_real *dtrunk = back_layers(m, head->first, head->n, trunk_out, dlogits, B, ctx, 1);
+        /* every head's gradient flows into the shared trunk: sum them */
+        if (h == 0) memcpy(m->trunk_delta, dtrunk, sizeof(dpt_real) * trunk_size);
+        else for (size_t i = 0; i < trunk_size; i++) m->trunk_delta[i] += dtrunk[i];
+    }
+    if (backward && m->n_trunk) back_layers(m, 0, m->n_trunk, x, m->trunk_delta, B, ctx, 0);
+}
+
+void dpt_model_forward(dpt_model *m, const dpt_real *x, const uint8_t *labels, int B,
+                       const dpt_forward_ctx *ctx, dpt_batch_metrics *metrics)
+{
+    pass(m, x, labels, B, ctx, metrics, 0);
+}
+
+void dpt_model_forward_backward(dpt_model *m, const dpt_real *x, const uint8_t *labels, int B,
+                                const dpt_forward_ctx *ctx, dpt_batch_metrics *metrics)
+{
+    pass(m, x, labels, B, ctx, metrics, 1);
+}
