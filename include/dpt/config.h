@@ -1,9 +1,11 @@
 /* dpt/config.h - the run configuration: INI sections the user can read.
  *
  *   [data]  where the IDX files are
- *   [model] layers, loss, initialization
+ *   [model] trunk layers, loss, initialization, batch-norm default
+ *   [head.NAME] (optional, repeatable) a task head: layers, loss, weight, labels
  *   [train] epochs, per-rank batch size, seed, ragged-batch policy
  *   [optim] optimizer, learning rate and its schedule, momentum, weight decay
+ *   [eval]  Monte Carlo dropout evaluation
  *   [log]   progress display and the JSON-lines metrics file
  *
  * Every key is validated (type, range, allowed values). An unknown section or
@@ -20,6 +22,7 @@
 #include <stdio.h>
 
 #include "dpt/error.h"
+#include "dpt/model.h"
 #include "dpt/nn.h"
 #include "dpt/optim.h"
 
@@ -41,10 +44,10 @@ typedef struct dpt_config {
         char test_labels[DPT_PATH_MAX];
     } data;
     struct {
-        int n_layers;
-        dpt_layer_spec layers[DPT_MAX_LAYERS]; /* "512 relu, 256 relu, 10" */
-        dpt_loss_kind loss;
-        dpt_init_kind init;
+        /* trunk from [model] layers; heads from [head.NAME] sections in
+         * the order they appear (none: one implicit head, see model.h);
+         * spec.loss, spec.init and spec.bn_sync from [model] loss, init, bn_sync */
+        dpt_model_spec spec;
     } model;
     struct {
         int epochs;
@@ -54,6 +57,9 @@ typedef struct dpt_config {
         long max_steps;   /* 0: no limit; else stop after this many steps */
     } train;
     dpt_optim_params optim; /* decay_steps 0 here means "all steps of the run" */
+    struct {
+        int mc_samples;   /* 0: off; K: also evaluate with K Monte Carlo dropout passes */
+    } eval;
     struct {
         int every;        /* steps between log lines / metrics records */
         dpt_progress_mode progress;

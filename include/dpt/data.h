@@ -30,11 +30,18 @@ typedef struct dpt_idx {
  * integrity. Errors name the file. */
 dpt_status dpt_idx_read(dpt_idx *idx, const char *path);
 void dpt_idx_free(dpt_idx *idx);
+/* Reads and validates only the header (idx->data stays NULL). */
+dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path);
+/* Per-sample shape C, H, W of an image file: (1, H, W) for N x H x W,
+ * (C, H, W) for N x C x H x W, (features, 1, 1) otherwise. */
+void dpt_idx_sample_shape(const dpt_idx *idx, int shape[3]);
 
 /* A labelled data set: n samples of n_features bytes each. */
 typedef struct dpt_dataset {
     size_t n_samples;
     size_t n_features;  /* product of the image dims after the first */
+    int shape[3];       /* per-sample C, H, W: (1, H, W) for N x H x W files,
+                           (C, H, W) for N x C x H x W, (D, 1, 1) otherwise */
     int n_classes;      /* largest label + 1 */
     uint8_t *features;  /* [n_samples][n_features], raw bytes */
     uint8_t *labels;    /* [n_samples] */
@@ -44,7 +51,8 @@ typedef struct dpt_dataset {
  * together (same sample count, labels 1-D). */
 dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const char *labels_path);
 
-/* Builds a data set from memory (copies), e.g. for tests. */
+/* Builds a data set from memory (copies), e.g. for tests; its shape is
+ * (n_features, 1, 1) until the caller sets another of the same size. */
 dpt_status dpt_dataset_from_arrays(dpt_dataset *set, const uint8_t *features,
                                    const uint8_t *labels, size_t n_samples, size_t n_features);
 void dpt_dataset_free(dpt_dataset *set);

@@ -25,6 +25,8 @@ dpt_status dpt_comm_wrap(dpt_comm *comm, MPI_Comm mpi_comm);
 /* In-place sum over ranks of buf[n] (the flat gradient). Counts beyond
  * INT_MAX are sent in pieces. */
 dpt_status dpt_allreduce_sum_real(const dpt_comm *comm, dpt_real *buf, size_t n);
+/* Rank 0's buf[n] to every rank (the initial parameters). */
+dpt_status dpt_broadcast_real(const dpt_comm *comm, dpt_real *buf, size_t n);
 /* In-place sum over ranks of double values (losses, counts, norms). */
 dpt_status dpt_allreduce_sum_acc(const dpt_comm *comm, double *buf, int n);
 

@@ -12,13 +12,26 @@
 #include "dpt/config.h"
 #include "dpt/data.h"
 #include "dpt/dist.h"
+#include "dpt/model.h"
 #include "dpt/nn.h"
 #include "dpt/optim.h"
 
+/* Running sums over samples: [0] weighted total loss, [1] samples, then per
+ * head its loss sum and its hits (see dpt_sums_*). One flat array so that a
+ * single allreduce sums all of it. */
+#define DPT_SUMS (2 + 2 * DPT_MAX_HEADS)
+#define DPT_SUM_LOSS(h) (2 + (h))
+#define DPT_SUM_HITS(h) (2 + DPT_MAX_HEADS + (h))
+
 typedef struct dpt_eval {
-    double loss;      /* mean loss per sample */
-    double accuracy;  /* fraction classified correctly */
+    double loss;      /* mean weighted total loss per sample */
+    double accuracy;  /* head 0's fraction classified correctly */
     long samples;
+    int n_heads;
+    double head_loss[DPT_MAX_HEADS];
+    double head_accuracy[DPT_MAX_HEADS];
+    int mc_samples;   /* > 0: head_mc_accuracy holds Monte Carlo dropout accuracies */
+    double head_mc_accuracy[DPT_MAX_HEADS];
 } dpt_eval;
 
 typedef struct dpt_trainer {
@@ -37,11 +50,11 @@ typedef struct dpt_trainer {
     dpt_real *batch_x;   /* [max_batch][features] */
     uint8_t *batch_y;    /* [max_batch] */
     uint32_t *eval_index; /* [eval_batch] sample indices of an evaluation chunk */
+    dpt_real *mc_probs;  /* [eval_batch][outputs of all heads]: Monte Carlo averages */
     int eval_batch;      /* rows per forward pass during evaluation */
-    /* running sums over this rank's samples since the last report:
-     * {loss sum, correct, samples} */
-    double window[3];
-    double epoch_sums[3];
+    int bn_unsynced;     /* some batch norm keeps per-rank statistics */
+    double window[DPT_SUMS];     /* this rank's sums since the last report */
+    double epoch_sums[DPT_SUMS]; /* and since the epoch began */
     double last_lr;
 } dpt_trainer;
 
@@ -54,10 +67,12 @@ void dpt_trainer_destroy(dpt_trainer *trainer);
  * Collective. */
 dpt_status dpt_trainer_step(dpt_trainer *trainer);
 
-/* Sums a {loss, correct, samples} window over ranks into an eval. Collective. */
-dpt_status dpt_trainer_reduce_window(dpt_trainer *trainer, double window[3], dpt_eval *out);
+/* Sums a window of sums over ranks into an eval (and zeroes it). Collective. */
+dpt_status dpt_trainer_reduce_window(dpt_trainer *trainer, double window[DPT_SUMS], dpt_eval *out);
 
-/* Loss and accuracy on a data set, each rank its share. Collective. */
+/* Loss and accuracy on a data set, each rank its share, with the
+ * weight-scaling rule for dropout and, if [eval] mc_samples = K > 0, also
+ * with K Monte Carlo dropout passes averaged. Collective. */
 dpt_status dpt_trainer_evaluate(dpt_trainer *trainer, const dpt_dataset *set, dpt_eval *out);
 
 typedef struct dpt_run_report {

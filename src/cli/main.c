@@ -1,6 +1,7 @@
 /* dptrain: the command-line program.
  *
  *   dptrain train [CONFIG] [--set section.key=value ...]
+ *   dptrain inspect [CONFIG] [--set section.key=value ...]
  *   dptrain --help | --version
  *
  * Exit status: 0 success, 1 runtime failure (data, MPI, numerics),
@@ -18,6 +19,7 @@
 #include "dpt/data.h"
 #include "dpt/dist.h"
 #include "dpt/train.h"
+#include "inspect.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -25,7 +27,7 @@
 #define MAX_CONFIG_BYTES (1 << 20)
 
 typedef struct cli_args {
-    const char *command;    /* "train", or NULL */
+    const char *command;    /* "train", "inspect", or NULL */
     const char *config_path;/* NULL: the embedded default */
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
@@ -37,6 +39,7 @@ static void print_usage(FILE *out)
 {
     fprintf(out,
             "usage: dptrain train [CONFIG] [--set section.key=value ...]\n"
+            "       dptrain inspect [CONFIG] [--set section.key=value ...]\n"
             "       dptrain --help | --version\n"
             "\n"
             "Trains a neural network data-parallel over MPI ranks; start it with mpirun,\n"
@@ -44,6 +47,7 @@ static void print_usage(FILE *out)
             "Without CONFIG the built-in default (configs/default.ini) is used: an MLP on\n"
             "Fashion-MNIST from /usr/share/datasets/fashion-mnist.\n"
             "--set overrides one key, e.g. --set train.epochs=5 --set optim.lr=0.1\n"
+            "inspect prints every layer's output shape, parameters, bytes and FLOPs.\n"
             "\n"
             "Exit status: 0 success, 1 runtime error, 2 usage or configuration error.\n");
 }
@@ -64,8 +68,9 @@ static int parse_args(cli_args *args, int argc, char **argv)
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return snprintf(args->error, sizeof args->error, "unknown option '%s'", arg), -1;
         } else if (!args->command) {
-            if (strcmp(arg, "train") != 0)
-                return snprintf(args->error, sizeof args->error, "unknown command '%s' (commands: train)", arg), -1;
+            if (strcmp(arg, "train") != 0 && strcmp(arg, "inspect") != 0)
+                return snprintf(args->error, sizeof args->error,
+                                "unknown command '%s' (commands: train, inspect)", arg), -1;
             args->command = arg;
         } else if (!args->config_path) {
             args->config_path = arg;
@@ -143,7 +148,9 @@ static dpt_status load_data(const dpt_config *cfg, dpt_dataset *train, dpt_datas
     return st;
 }
 
-static int run_train(const dpt_comm *comm, const cli_args *args)
+/* The configuration every rank agrees on; EXIT_SUCCESS or EXIT_USAGE
+ * (rank 0 has printed why). */
+static int load_config(const dpt_comm *comm, const cli_args *args, dpt_config *cfg)
 {
     char why[600] = "";
     const char *source = args->config_path ? args->config_path : "<built-in default config>";
@@ -153,19 +160,39 @@ static int run_train(const dpt_comm *comm, const cli_args *args)
         if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", why[0] ? why : "out of memory");
         return EXIT_USAGE;
     }
-    dpt_config cfg;
-    dpt_status st = dpt_config_load(&cfg, text, source, args->overrides, args->n_overrides);
+    dpt_status st = dpt_config_load(cfg, text, source, args->overrides, args->n_overrides);
     free(text);
     if (st != DPT_OK) {
         if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
         return EXIT_USAGE;
     }
+    return EXIT_SUCCESS;
+}
+
+/* Rank 0 prints the table; every rank exits with its status. */
+static int run_inspect(const dpt_comm *comm, const dpt_config *cfg)
+{
+    int status = EXIT_SUCCESS;
+    if (comm->rank == 0) {
+        dpt_status st = dpt_cli_inspect(cfg);
+        if (st != DPT_OK) {
+            fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
+            status = st == DPT_ERR_SHAPE || st == DPT_ERR_CONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+        }
+    }
+    MPI_Bcast(&status, 1, MPI_INT, 0, comm->comm);
+    return status;
+}
+
+static int run_train(const dpt_comm *comm, const dpt_config *cfg)
+{
+    dpt_status st;
     dpt_dataset train_set, test_set;
     memset(&train_set, 0, sizeof train_set);
     memset(&test_set, 0, sizeof test_set);
-    st = dpt_agree_status(comm, load_data(&cfg, &train_set, &test_set), NULL);
+    st = dpt_agree_status(comm, load_data(cfg, &train_set, &test_set), NULL);
     dpt_trainer trainer;
-    if (st == DPT_OK) st = dpt_trainer_create(&trainer, &cfg, comm->comm, &train_set);
+    if (st == DPT_OK) st = dpt_trainer_create(&trainer, cfg, comm->comm, &train_set);
     if (st != DPT_OK) {
         print_agreed_error(comm, st);
         dpt_dataset_free(&train_set);
@@ -197,13 +224,16 @@ int main(int argc, char **argv)
     } else if (args.help) {
         if (comm.rank == 0) {
             print_usage(stdout);
-            printf("\nConfiguration keys (INI sections):\n");
+            printf("\n");
             dpt_config_print_keys(stdout);
         }
     } else if (args.version) {
         if (comm.rank == 0) printf("dptrain %s (%s precision)\n", DPT_VERSION_STRING, DPT_REAL_NAME);
     } else {
-        status = run_train(&comm, &args);
+        static dpt_config cfg; /* large (layer tables): not on the stack */
+        status = load_config(&comm, &args, &cfg);
+        if (status == EXIT_SUCCESS)
+            status = !strcmp(args.command, "inspect") ? run_inspect(&comm, &cfg) : run_train(&comm, &cfg);
     }
     MPI_Finalize();
     return status;

@@ -40,6 +40,7 @@ dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const cha
     }
     set->n_samples = images.dims[0];
     set->n_features = images.count / images.dims[0];
+    dpt_idx_sample_shape(&images, set->shape);
     set->features = images.data; /* ownership moves to the data set */
     set->labels = labels.data;
     set_classes(set);
@@ -62,6 +63,8 @@ dpt_status dpt_dataset_from_arrays(dpt_dataset *set, const uint8_t *features,
     memcpy(set->labels, labels, n_samples);
     set->n_samples = n_samples;
     set->n_features = n_features;
+    set->shape[0] = (int)n_features;
+    set->shape[1] = set->shape[2] = 1;
     set_classes(set);
     return DPT_OK;
 }

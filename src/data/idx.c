@@ -227,6 +227,30 @@ dpt_status dpt_idx_read(dpt_idx *idx, const char *path)
     return st;
 }
 
+dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path)
+{
+    memset(idx, 0, sizeof *idx);
+    idx_source *src = malloc(sizeof *src);
+    if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", path);
+    dpt_status st = source_open(src, path);
+    if (st == DPT_OK) st = read_header(src, path, idx);
+    source_close(src);
+    free(src);
+    return st;
+}
+
+void dpt_idx_sample_shape(const dpt_idx *idx, int shape[3])
+{
+    size_t features = idx->dims[0] ? idx->count / idx->dims[0] : 0;
+    shape[0] = (int)features;
+    shape[1] = shape[2] = 1;
+    if (idx->ndim == 3 || idx->ndim == 4) {
+        shape[0] = idx->ndim == 4 ? (int)idx->dims[1] : 1;
+        shape[1] = (int)idx->dims[idx->ndim - 2];
+        shape[2] = (int)idx->dims[idx->ndim - 1];
+    }
+}
+
 void dpt_idx_free(dpt_idx *idx)
 {
     free(idx->data);

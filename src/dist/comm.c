@@ -34,6 +34,19 @@ dpt_status dpt_allreduce_sum_real(const dpt_comm *comm, dpt_real *buf, size_t n)
     return DPT_OK;
 }
 
+dpt_status dpt_broadcast_real(const dpt_comm *comm, dpt_real *buf, size_t n)
+{
+    if (comm->size == 1) return DPT_OK;
+    while (n > 0) {
+        int piece = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        int rc = MPI_Bcast(buf, piece, DPT_MPI_REAL, 0, comm->comm);
+        if (rc != MPI_SUCCESS) return mpi_failed(rc, "parameter MPI_Bcast");
+        buf += piece;
+        n -= (size_t)piece;
+    }
+    return DPT_OK;
+}
+
 dpt_status dpt_allreduce_sum_acc(const dpt_comm *comm, double *buf, int n)
 {
     if (comm->size == 1) return DPT_OK;

@@ -15,6 +15,7 @@ dpt_status dpt_reporter_open(dpt_reporter *rep, const dpt_trainer *t)
 {
     memset(rep, 0, sizeof *rep);
     rep->active = t->comm.rank == 0;
+    rep->model = &t->model;
     if (!rep->active) return DPT_OK;
     dpt_progress_mode mode = t->cfg->log.progress;
     rep->quiet = mode == DPT_PROGRESS_NONE;
@@ -57,23 +58,26 @@ static void format_duration(char *out, size_t size, double seconds)
     else snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
 }
 
+/* "784 -> trunk 5 layers -> output(10)" style one-liner. */
 static void describe_model(char *out, size_t size, const dpt_model *m)
 {
-    int used = snprintf(out, size, "%d", m->in_dim);
-    for (int l = 0; l < m->n_layers && used > 0 && (size_t)used < size; l++) {
-        const char *act = m->layers[l].act == DPT_ACT_IDENTITY ? "" : dpt_activation_name(m->layers[l].act);
-        used += snprintf(out + used, size - (size_t)used, "-%d%s%s", m->layers[l].units,
-                         act[0] ? " " : "", act);
-    }
+    int used = snprintf(out, size, "%dx%dx%d input, %d trunk layers", m->input.c, m->input.h,
+                        m->input.w, m->n_trunk);
+    for (int h = 0; h < m->n_heads && used > 0 && (size_t)used < size; h++)
+        used += snprintf(out + used, size - (size_t)used, ", head %s (%d layers, %d outputs, %s)",
+                         m->heads[h].spec.name, m->heads[h].n, m->heads[h].outputs,
+                         dpt_loss_name(m->heads[h].spec.loss));
 }
 
 void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
 {
     if (!rep->active) return;
-    char model[512];
+    char model[1024];
     describe_model(model, sizeof model, &t->model);
-    printf("dptrain %s: %d rank%s, %s precision, model %s (%zu parameters)\n", DPT_VERSION_STRING,
-           t->comm.size, t->comm.size > 1 ? "s" : "", DPT_REAL_NAME, model, t->model.n_params);
+    printf("dptrain %s: %d rank%s, %s precision, %zu parameters, %.3g MFLOP per sample forward\n",
+           DPT_VERSION_STRING, t->comm.size, t->comm.size > 1 ? "s" : "", DPT_REAL_NAME,
+           t->model.n_params, dpt_model_flops_per_sample(&t->model) / 1e6);
+    printf("model: %s\n", model);
     printf("data: %zu training samples, %zu test samples; global batch %zu (%d per rank), "
            "%zu steps per epoch, %ld steps\n", t->train_set->n_samples, test_set->n_samples,
            t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
@@ -157,14 +161,41 @@ void dpt_report_progress(dpt_reporter *rep, const dpt_progress *p)
     emit(rep, rec);
 }
 
+/* Adds per-head (and Monte Carlo dropout) accuracies to a JSON record. */
+static void add_heads(cJSON *rec, const char *prefix, const dpt_model *m, const dpt_eval *e)
+{
+    if (e->n_heads < 2 && e->mc_samples == 0) return;
+    cJSON *heads = cJSON_AddObjectToObject(rec, prefix);
+    for (int h = 0; heads && h < e->n_heads; h++) {
+        cJSON *one = cJSON_AddObjectToObject(heads, m->heads[h].spec.name);
+        cJSON_AddNumberToObject(one, "loss", e->head_loss[h]);
+        cJSON_AddNumberToObject(one, "accuracy", e->head_accuracy[h]);
+        if (e->mc_samples) cJSON_AddNumberToObject(one, "mc_accuracy", e->head_mc_accuracy[h]);
+    }
+}
+
+/* " | item acc 0.9120 (MC 0.9131) | group acc 0.9950" for several heads or MC dropout. */
+static void print_heads(const dpt_model *m, const dpt_eval *e)
+{
+    if (e->n_heads < 2 && e->mc_samples == 0) return;
+    for (int h = 0; h < e->n_heads; h++) {
+        printf("\n    %-12s test loss %.4f acc %.4f", m->heads[h].spec.name, e->head_loss[h],
+               e->head_accuracy[h]);
+        if (e->mc_samples)
+            printf("  (Monte Carlo dropout, %d passes: acc %.4f)", e->mc_samples, e->head_mc_accuracy[h]);
+    }
+}
+
 void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
                       const dpt_eval *test, double epoch_seconds, double samples_per_second)
 {
     if (!rep->active) return;
     end_bar(rep);
-    printf("epoch %ld/%ld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s\n",
+    printf("epoch %ld/%ld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s",
            p->epoch, p->epochs, train->loss, train->accuracy, test->loss, test->accuracy,
            epoch_seconds, samples_per_second);
+    print_heads(rep->model, test);
+    printf("\n");
     fflush(stdout);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "epoch");
@@ -177,6 +208,7 @@ void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *
     cJSON_AddNumberToObject(rec, "lr", p->lr);
     cJSON_AddNumberToObject(rec, "epoch_s", epoch_seconds);
     cJSON_AddNumberToObject(rec, "samples_per_s", samples_per_second);
+    add_heads(rec, "test_heads", rep->model, test);
     emit(rep, rec);
 }
 
@@ -185,8 +217,10 @@ void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
     if (!rep->active) return;
     end_bar(rep);
     printf("final test accuracy %.4f, test loss %.4f (%ld steps, %.1f s training, %.0f samples/s, "
-           "%.1f s total)\n", r->final_test.accuracy, r->final_test.loss, r->steps, r->train_seconds,
+           "%.1f s total)", r->final_test.accuracy, r->final_test.loss, r->steps, r->train_seconds,
            r->samples_per_second, r->total_seconds);
+    print_heads(rep->model, &r->final_test);
+    printf("\n");
     fflush(stdout);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "final");
@@ -196,5 +230,6 @@ void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
     cJSON_AddNumberToObject(rec, "train_s", r->train_seconds);
     cJSON_AddNumberToObject(rec, "total_s", r->total_seconds);
     cJSON_AddNumberToObject(rec, "samples_per_s", r->samples_per_second);
+    add_heads(rec, "test_heads", rep->model, &r->final_test);
     emit(rep, rec);
 }

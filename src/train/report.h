@@ -14,6 +14,7 @@ typedef struct dpt_reporter {
     int bar_drawn;     /* a bar line is on screen and must be ended */
     double last_draw;  /* wall time of the last bar redraw */
     FILE *metrics;     /* JSON-lines file, or NULL */
+    const dpt_model *model; /* head names for per-task metrics */
 } dpt_reporter;
 
 /* Progress numbers of one report point. */

@@ -1,21 +1,34 @@
 /* The data-parallel step and parallel evaluation. */
 #include "dpt/train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dpt/rng.h"
 
-static dpt_status check_shapes(const dpt_config *cfg, const dpt_dataset *set)
+/* Every data label must have a head label inside the head's output width. */
+static dpt_status check_labels(const dpt_model *m, const dpt_dataset *set)
 {
-    int outputs = cfg->model.layers[cfg->model.n_layers - 1].units;
-    if (set->n_classes > outputs)
-        return DPT_FAIL(DPT_ERR_SHAPE, "the training labels go up to %d but [model] layers ends "
-                        "in %d outputs; make the last layer %d wide", set->n_classes - 1, outputs,
-                        set->n_classes);
-    if (set->n_features > (size_t)1 << 30)
-        return DPT_FAIL(DPT_ERR_SHAPE, "%zu features per sample is more than supported",
-                        set->n_features);
+    int seen[DPT_LABELS] = {0};
+    for (size_t i = 0; i < set->n_samples; i++) seen[set->labels[i]] = 1;
+    for (int h = 0; h < m->n_heads; h++) {
+        const dpt_head *head = &m->heads[h];
+        int binary = head->spec.loss == DPT_LOSS_SIGMOID_BCE && head->outputs == 1;
+        int limit = binary ? 2 : head->outputs, largest = -1;
+        for (int y = 0; y < DPT_LABELS; y++) {
+            if (!seen[y]) continue;
+            int k = dpt_model_head_label(m, h, y);
+            if (k < 0)
+                return DPT_FAIL(DPT_ERR_SHAPE, "data label %d is in no group of [head.%s] labels",
+                                y, head->spec.name);
+            if (k > largest) largest = k;
+        }
+        if (largest >= limit)
+            return DPT_FAIL(DPT_ERR_SHAPE, "the training labels go up to %d but head '%s' ends "
+                            "in %d outputs; make its last layer %d wide", largest, head->spec.name,
+                            head->outputs, largest + 1);
+    }
     return DPT_OK;
 }
 
@@ -26,30 +39,43 @@ static long count_total_steps(const dpt_config *cfg, const dpt_batch_plan *plan)
     return total;
 }
 
+static dpt_status create_model(dpt_trainer *t, const dpt_config *cfg, const dpt_dataset *set)
+{
+    dpt_shape input = {set->shape[0], set->shape[1], set->shape[2]};
+    dpt_status st = dpt_model_create(&t->model, input, &cfg->model.spec, t->eval_batch);
+    if (st == DPT_OK) st = check_labels(&t->model, set);
+    if (st != DPT_OK) return st;
+    long counts[DPT_LABELS] = {0};
+    for (size_t i = 0; i < set->n_samples; i++) counts[set->labels[i]]++;
+    for (int i = 0; i < t->model.n_layers; i++)
+        if (t->model.layers[i].spec.kind == DPT_LAYER_BATCHNORM && !t->model.layers[i].spec.sync)
+            t->bn_unsynced = 1;
+    return dpt_model_init_params(&t->model, cfg->train.seed, counts);
+}
+
 static dpt_status create_local(dpt_trainer *t, const dpt_config *cfg, const dpt_dataset *train_set)
 {
-    dpt_status st = check_shapes(cfg, train_set);
-    if (st != DPT_OK) return st;
-    st = dpt_batch_plan_init(&t->plan, train_set->n_samples, (size_t)cfg->train.batch_size,
-                             cfg->train.drop_last, t->comm.rank, t->comm.size);
+    dpt_status st = dpt_batch_plan_init(&t->plan, train_set->n_samples, (size_t)cfg->train.batch_size,
+                                        cfg->train.drop_last, t->comm.rank, t->comm.size);
     if (st != DPT_OK) return st;
     t->total_steps = count_total_steps(cfg, &t->plan);
     /* evaluation runs in larger chunks than training: forward only, no
      * gradient, so bigger GEMMs are cheaper per sample */
     t->eval_batch = cfg->train.batch_size > 256 ? cfg->train.batch_size : 256;
-    st = dpt_model_create(&t->model, (int)train_set->n_features, cfg->model.layers,
-                          cfg->model.n_layers, cfg->model.loss, t->eval_batch);
+    st = create_model(t, cfg, train_set);
     if (st != DPT_OK) return st;
-    dpt_model_init_params(&t->model, cfg->model.init, cfg->train.seed);
     dpt_optim_params optim = cfg->optim;
     if (optim.decay_steps == 0) optim.decay_steps = t->total_steps;
     st = dpt_optimizer_create(&t->opt, &optim, t->model.n_params);
     if (st != DPT_OK) return st;
+    size_t outputs = 0;
+    for (int h = 0; h < t->model.n_heads; h++) outputs += (size_t)t->model.heads[h].outputs;
     t->perm = malloc(sizeof(uint32_t) * train_set->n_samples);
     t->batch_x = malloc(sizeof(dpt_real) * (size_t)t->eval_batch * train_set->n_features);
     t->batch_y = malloc((size_t)t->eval_batch);
     t->eval_index = malloc(sizeof(uint32_t) * (size_t)t->eval_batch);
-    if (!t->perm || !t->batch_x || !t->batch_y || !t->eval_index)
+    t->mc_probs = malloc(sizeof(dpt_real) * (size_t)t->eval_batch * outputs);
+    if (!t->perm || !t->batch_x || !t->batch_y || !t->eval_index || !t->mc_probs)
         return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for batch buffers");
     return DPT_OK;
 }
@@ -66,6 +92,11 @@ dpt_status dpt_trainer_create(dpt_trainer *t, const dpt_config *cfg, MPI_Comm co
     /* agree before the first collective on parameters, so that a failure on
      * one rank (say, out of memory) stops all of them instead of hanging */
     dpt_status agreed = dpt_agree_status(&t->comm, st, NULL);
+    /* every rank initialized from the same seed; rank 0's values are sent
+     * anyway, since LAPACK (orthogonal init) may round differently on
+     * nodes with different CPUs. The hash then proves the replicas equal. */
+    if (agreed == DPT_OK) agreed = dpt_broadcast_real(&t->comm, t->model.params, t->model.n_params);
+    if (agreed == DPT_OK) agreed = dpt_broadcast_real(&t->comm, t->model.state, t->model.n_state);
     if (agreed == DPT_OK)
         agreed = dpt_check_replicas(&t->comm, t->model.params,
                                     sizeof(dpt_real) * t->model.n_params, NULL);
@@ -77,14 +108,28 @@ void dpt_trainer_destroy(dpt_trainer *t)
 {
     dpt_model_destroy(&t->model);
     dpt_optimizer_destroy(&t->opt);
-    free(t->perm);
-    free(t->batch_x);
-    free(t->batch_y);
-    free(t->eval_index);
-    t->eval_index = NULL;
+    void *buffers[] = {t->perm, t->batch_x, t->batch_y, t->eval_index, t->mc_probs};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     t->perm = NULL;
     t->batch_x = NULL;
     t->batch_y = NULL;
+    t->eval_index = NULL;
+    t->mc_probs = NULL;
+}
+
+/* Synchronized batch norm: the model's sums go through this allreduce. A
+ * failure here cannot be agreed on (the ranks are mid-pass): abort. */
+static void reduce_over_ranks(double *sums, int n, void *user)
+{
+    const dpt_comm *comm = user;
+    if (dpt_allreduce_sum_acc(comm, sums, n) != DPT_OK) dpt_abort(comm, 1);
+}
+
+static dpt_forward_ctx forward_ctx(dpt_trainer *t, int training)
+{
+    dpt_forward_ctx ctx = {training, training, t->cfg->train.seed, (uint32_t)t->comm.rank,
+                           (uint64_t)t->step, reduce_over_ranks, &t->comm};
+    return ctx;
 }
 
 static void start_epoch(dpt_trainer *t)
@@ -93,7 +138,17 @@ static void start_epoch(dpt_trainer *t)
     dpt_rng rng;
     dpt_rng_init(&rng, t->cfg->train.seed, DPT_STREAM_SHUFFLE, 0, (uint64_t)t->epoch);
     dpt_rng_permutation(&rng, t->perm, (uint32_t)t->train_set->n_samples);
-    t->epoch_sums[0] = t->epoch_sums[1] = t->epoch_sums[2] = 0;
+    memset(t->epoch_sums, 0, sizeof t->epoch_sums);
+}
+
+static void add_metrics(double *sums, const dpt_batch_metrics *m, int n_heads, size_t count)
+{
+    sums[0] += m->total;
+    sums[1] += (double)count;
+    for (int h = 0; h < n_heads; h++) {
+        sums[DPT_SUM_LOSS(h)] += m->loss[h];
+        sums[DPT_SUM_HITS(h)] += (double)m->correct[h];
+    }
 }
 
 dpt_status dpt_trainer_step(dpt_trainer *t)
@@ -103,16 +158,15 @@ dpt_status dpt_trainer_step(dpt_trainer *t)
     dpt_batch_slice(&t->plan, t->epoch_step, &begin, &count, &global_count);
     dpt_model *model = &t->model;
     memset(model->grads, 0, sizeof(dpt_real) * model->n_params);
-    if (count > 0) {
-        long correct = 0;
-        dpt_dataset_gather(t->train_set, t->perm + begin, count, t->batch_x, t->batch_y);
-        double loss = dpt_model_forward_backward(model, t->batch_x, t->batch_y, (int)count, &correct);
-        double sums[3] = {loss, (double)correct, (double)count};
-        for (int i = 0; i < 3; i++) {
-            t->window[i] += sums[i];
-            t->epoch_sums[i] += sums[i];
-        }
-    }
+    /* a rank with no samples in a ragged last batch still runs the pass:
+     * synchronized batch norm makes collective calls inside it */
+    dpt_batch_metrics metrics;
+    memset(&metrics, 0, sizeof metrics);
+    dpt_dataset_gather(t->train_set, t->perm + begin, count, t->batch_x, t->batch_y);
+    dpt_forward_ctx ctx = forward_ctx(t, 1);
+    dpt_model_forward_backward(model, t->batch_x, t->batch_y, (int)count, &ctx, &metrics);
+    add_metrics(t->window, &metrics, model->n_heads, count);
+    add_metrics(t->epoch_sums, &metrics, model->n_heads, count);
     /* gradient of the mean loss over the global batch = (sum over ranks of
      * the local sums) / global count: exactly what one process would get */
     dpt_status st = dpt_allreduce_sum_real(&t->comm, model->grads, model->n_params);
@@ -129,34 +183,22 @@ dpt_status dpt_trainer_step(dpt_trainer *t)
     return DPT_OK;
 }
 
-dpt_status dpt_trainer_reduce_window(dpt_trainer *t, double window[3], dpt_eval *out)
+dpt_status dpt_trainer_reduce_window(dpt_trainer *t, double window[DPT_SUMS], dpt_eval *out)
 {
-    double sums[3] = {window[0], window[1], window[2]};
-    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 3);
+    double sums[DPT_SUMS];
+    memcpy(sums, window, sizeof sums);
+    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, DPT_SUMS);
     if (st != DPT_OK) return st;
-    out->samples = (long)sums[2];
-    out->loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
-    out->accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
-    window[0] = window[1] = window[2] = 0;
-    return DPT_OK;
-}
-
-dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *set, dpt_eval *out)
-{
-    if (set->n_features != (size_t)t->model.in_dim)
-        return DPT_FAIL(DPT_ERR_SHAPE, "evaluation data has %zu features, the model takes %d",
-                        set->n_features, t->model.in_dim);
-    size_t begin, count;
-    dpt_split_range(set->n_samples, t->comm.size, t->comm.rank, &begin, &count);
-    double sums[3] = {0, 0, (double)count};
-    for (size_t done = 0; done < count;) {
-        size_t chunk = count - done < (size_t)t->eval_batch ? count - done : (size_t)t->eval_batch;
-        for (size_t i = 0; i < chunk; i++) t->eval_index[i] = (uint32_t)(begin + done + i);
-        dpt_dataset_gather(set, t->eval_index, chunk, t->batch_x, t->batch_y);
-        long correct = 0;
-        sums[0] += dpt_model_evaluate(&t->model, t->batch_x, t->batch_y, (int)chunk, &correct);
-        sums[1] += (double)correct;
-        done += chunk;
+    memset(out, 0, sizeof *out);
+    double n = sums[1];
+    out->samples = (long)n;
+    out->n_heads = t->model.n_heads;
+    out->loss = n > 0 ? sums[0] / n : 0;
+    for (int h = 0; h < t->model.n_heads; h++) {
+        out->head_loss[h] = n > 0 ? sums[DPT_SUM_LOSS(h)] / n : 0;
+        out->head_accuracy[h] = n > 0 ? sums[DPT_SUM_HITS(h)] / n : 0;
     }
-    return dpt_trainer_reduce_window(t, sums, out);
+    out->accuracy = out->head_accuracy[0];
+    memset(window, 0, sizeof(double) * DPT_SUMS);
+    return DPT_OK;
 }
