@@ -71,4 +71,16 @@ run_ranks 2 "$WORK/out" train --set "model.layers=32 relu, 5" --set train.epochs
 expect_status "model output narrower than the classes" 2 "$WORK/out"
 expect_grep "shape message says what to change" "labels go up to 9.*5 outputs" "$WORK/out"
 
+# a NaN injected into one rank's gradient: every rank stops with one message
+# naming the step and layer (abort), or every rank skips the step (skip)
+DPTRAIN_INJECT_NAN=5:1:3 run_ranks 2 "$WORK/out" train --set train.max_steps=20 --set log.metrics= \
+  --set log.progress=none
+expect_status "NaN on rank 1, nonfinite = abort" 1 "$WORK/out"
+expect_grep "abort names step and layer" "error: step 5: the gradient is not finite \(first in layer 3 \(dense 256\)\)" "$WORK/out"
+expect_count "abort reported once" '^dptrain: error:' "$WORK/out" 1
+DPTRAIN_INJECT_NAN=5:1:3 run_ranks 2 "$WORK/out" train --set train.max_steps=20 --set log.metrics= \
+  --set log.progress=none --set optim.nonfinite=skip
+expect_status "NaN on rank 1, nonfinite = skip" 0 "$WORK/out"
+expect_grep "skip warns" "warning: step 5 skipped: non-finite gradient first in layer 3 \(dense\) \(1 skipped so far\)" "$WORK/out"
+
 finish

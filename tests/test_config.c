@@ -237,8 +237,8 @@ static void test_unknown_section(void)
 static void test_unknown_key(void)
 {
     EXPECT_FAIL(MINIMAL "lerning_rate = 0.1\n", "run.ini:7:", "[optim]", "'lerning_rate'",
-                "did you mean 'lr'?", "method, lr, momentum, weight_decay, schedule, lr_final,"
-                " decay_steps");
+                "did you mean 'lr'?", "method, lr, momentum, rho, beta1, beta2, delta, "
+                "weight_decay, schedule, lr_final, decay_steps, step_size, gamma, warmup_steps");
     EXPECT_FAIL("[train]\nepoch = 3\n", "run.ini:2:", "'epoch'", "did you mean 'epochs'?",
                 "batch_size");
     EXPECT_FAIL(MINIMAL "LR = 1\n", "run.ini:7:", "did you mean 'lr'?");
@@ -319,7 +319,8 @@ static void test_bad_bool(void)
 static void test_bad_enum(void)
 {
     EXPECT_FAIL("[optim]\nmethod = nestrov\n", "run.ini:2:", "method = nestrov",
-                "allowed: sgd, momentum, nesterov", "did you mean 'nesterov'?");
+                "allowed: sgd, momentum, nesterov, adagrad, rmsprop, rmsprop_nesterov, adam, adamw",
+                "did you mean 'nesterov'?");
     EXPECT_FAIL("[model]\nloss = cross_entropy\n", "run.ini:2:",
                 "softmax_cross_entropy, mse, sigmoid_bce");
     EXPECT_FAIL("[model]\ninit = he\n", "run.ini:2:", "auto, zeros, constant, uniform, normal, "
@@ -327,7 +328,9 @@ static void test_bad_enum(void)
                 "sparse");
     EXPECT_FAIL("[model]\ninit = he_norml\n", "run.ini:2:", "did you mean 'he_normal'?");
     EXPECT_FAIL("[model]\nbn_sync = sometimes\n", "run.ini:2:", "[model] bn_sync", "not a boolean");
-    EXPECT_FAIL("[optim]\nschedule = cosine\n", "run.ini:2:", "constant, linear");
+    EXPECT_FAIL("[optim]\nschedule = cosin\n", "run.ini:2:",
+                "constant, linear, step, exponential, cosine", "did you mean 'cosine'?");
+    EXPECT_FAIL("[optim]\nnonfinite = ignore\n", "run.ini:2:", "allowed: skip, abort");
     EXPECT_FAIL("[log]\nprogress = lins\n", "run.ini:2:", "auto, bar, lines, none",
                 "did you mean 'lines'?");
 }
@@ -923,7 +926,7 @@ static void test_print_keys(void)
     dpt_config_print_keys(f);
     fclose(f);
     const char *expect[] = {"[data]", "[model]", "[head.NAME]", "[train]", "[optim]", "[eval]",
-                            "[log]", "layers", "REQUIRED", "sgd, momentum, nesterov",
+                            "[log]", "layers", "REQUIRED", "sgd, momentum, nesterov, adagrad",
                             "0 < lr <= 10", "lr / 100", "drop_last", "decay_steps", "metrics",
                             "bn_sync", "mc_samples", "Monte Carlo dropout", "weight",
                             "0 < weight <= 1000", "labels", "0,1,2,3,4,6 | 5,7,9 | 8",

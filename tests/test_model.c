@@ -123,7 +123,7 @@ static void fill_uniform(dpt_real *x, size_t n, double lo, double hi, uint64_t s
 /* Training-mode pass with a fixed dropout mask (same pass number every time). */
 static double total_loss(dpt_model *m, const dpt_real *x, const uint8_t *y, int B, int backward)
 {
-    dpt_forward_ctx ctx = {1, 1, 3, 0, 7, NULL, NULL};
+    dpt_forward_ctx ctx = {.batch_stats = 1, .dropout = 1, .seed = 3, .pass = 7};
     dpt_batch_metrics metrics;
     memset(&metrics, 0, sizeof metrics);
     if (backward) dpt_model_forward_backward(m, x, y, B, &ctx, &metrics);

@@ -4,7 +4,7 @@
  * and 3 ranks. Data set sizes are chosen so that the last global batch of an
  * epoch is ragged, and in one case smaller than the number of ranks (some
  * ranks then contribute no samples to that step). */
-#include <CUnit/Basic.h>
+#include "mpi_fixture.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +20,6 @@
 #endif
 #define LOCAL_BATCH 5
 #define STEPS 20
-#define FEATURES 12
 
 static int world_rank, world_size;
 
@@ -38,20 +37,6 @@ static const char *const base_config =
     "schedule = linear\nlr_final = 0.01\ndecay_steps = 15\n"
     "[log]\nprogress = none\nmetrics =\n";
 
-/* A learnable synthetic problem, identical on every rank: the label is the
- * quadrant of (feature 0, feature 1) with noise in the other features. */
-static void make_dataset(dpt_dataset *set, size_t n)
-{
-    static uint8_t features[512 * FEATURES], labels[512];
-    dpt_rng rng;
-    dpt_rng_init(&rng, 42, DPT_STREAM_TEST, 0, n);
-    for (size_t i = 0; i < n; i++) {
-        for (int f = 0; f < FEATURES; f++) features[i * FEATURES + f] = (uint8_t)dpt_rng_below(&rng, 256);
-        labels[i] = (uint8_t)((features[i * FEATURES] > 127) * 2 + (features[i * FEATURES + 1] > 127));
-    }
-    CU_ASSERT_FATAL(dpt_dataset_from_arrays(set, features, labels, n, FEATURES) == DPT_OK);
-}
-
 static void load_config(dpt_config *cfg, int batch, const char *method, int drop_last,
                         const char *layers)
 {
@@ -60,9 +45,7 @@ static void load_config(dpt_config *cfg, int batch, const char *method, int drop
     snprintf(method_set, sizeof method_set, "optim.method=%s", method);
     snprintf(drop_set, sizeof drop_set, "train.drop_last=%s", drop_last ? "true" : "false");
     const char *overrides[] = {batch_set, method_set, drop_set, layers};
-    dpt_status st = dpt_config_load(cfg, base_config, "test", overrides, 4);
-    if (st != DPT_OK) printf("config: %s\n", dpt_error_message());
-    CU_ASSERT_FATAL(st == DPT_OK);
+    fixture_config(cfg, base_config, overrides, 4);
 }
 
 static void train_steps(dpt_trainer *t, const dpt_config *cfg, MPI_Comm comm, const dpt_dataset *set)
@@ -71,18 +54,10 @@ static void train_steps(dpt_trainer *t, const dpt_config *cfg, MPI_Comm comm, co
     for (int s = 0; s < STEPS; s++) CU_ASSERT_FATAL(dpt_trainer_step(t) == DPT_OK);
 }
 
-/* 1 on every rank if `ok` holds on every rank */
-static int all_ranks(int ok)
-{
-    int all = 0;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    return all;
-}
-
 static void check_equivalence(size_t n_samples, const char *method, int drop_last, int cnn)
 {
     dpt_dataset set;
-    make_dataset(&set, n_samples);
+    fixture_dataset(&set, n_samples);
     if (cnn) set.shape[0] = 1, set.shape[1] = 4, set.shape[2] = 3; /* 12 features as a 4 x 3 image */
     static dpt_config dist_cfg, serial_cfg;
     const char *layers = cnn ? cnn_layers : mlp_layers;
@@ -105,8 +80,8 @@ static void check_equivalence(size_t n_samples, const char *method, int drop_las
     if (world_rank == 0)
         printf("\n  %s n=%zu %s drop_last=%d ranks=%d: max |P-rank - serial| = %.3g (parameters moved up to %.3g)",
                cnn ? "CNN+BN" : "MLP", n_samples, method, drop_last, world_size, worst, moved);
-    CU_ASSERT(all_ranks(worst < MAX_ABS_DIFF));
-    CU_ASSERT(all_ranks(moved > 1e-2)); /* training really happened */
+    CU_ASSERT(fixture_all_ranks(worst < MAX_ABS_DIFF));
+    CU_ASSERT(fixture_all_ranks(moved > 1e-2)); /* training really happened */
     CU_ASSERT(dpt_check_replicas(&dist.comm, dist.model.params,
                                  sizeof(dpt_real) * dist.model.n_params, NULL) == DPT_OK);
     CU_ASSERT_EQUAL(dist.samples_seen, serial.samples_seen);
@@ -156,11 +131,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "CNN with synchronized batch norm, last batch < ranks", test_cnn_sync_bn_tiny_last);
     CU_add_test(suite, "replica hash detects divergence", test_replica_check_detects_divergence);
     /* every rank runs the same assertions; rank 0 prints */
-    CU_basic_set_mode(world_rank == 0 ? CU_BRM_VERBOSE : CU_BRM_SILENT);
-    CU_basic_run_tests();
-    int failures = (int)CU_get_number_of_failures(), any = 0;
-    CU_cleanup_registry();
-    MPI_Allreduce(&failures, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int status = fixture_run(world_rank);
     MPI_Finalize();
-    return any > 0;
+    return status;
 }

@@ -35,6 +35,8 @@ typedef enum dpt_progress_mode {
     DPT_PROGRESS_NONE
 } dpt_progress_mode;
 
+enum { DPT_NONFINITE_SKIP = 0, DPT_NONFINITE_ABORT = 1 };
+
 typedef struct dpt_config {
     struct {
         char dir[DPT_PATH_MAX];          /* prefix for relative file names */
@@ -56,7 +58,17 @@ typedef struct dpt_config {
         int drop_last;    /* 1: drop the ragged last global batch of an epoch */
         long max_steps;   /* 0: no limit; else stop after this many steps */
     } train;
-    dpt_optim_params optim; /* decay_steps 0 here means "all steps of the run" */
+    dpt_optim_params optim; /* decay_steps 0 here means "the rest of the run" */
+    struct {                /* [optim] keys about the data-parallel update */
+        int lr_scaling;     /* 0 none, 1 linear scaling rule */
+        int reference_batch;
+        double clip_norm;   /* 0: off */
+        double clip_value;  /* 0: off */
+        int nonfinite;      /* DPT_NONFINITE_SKIP or DPT_NONFINITE_ABORT */
+        int shard_state;    /* 1: optimizer state sharded over ranks */
+        int overlap;        /* 1: bucketed non-blocking reduction during backward */
+        double bucket_mb;
+    } update;
     struct {
         int mc_samples;   /* 0: off; K: also evaluate with K Monte Carlo dropout passes */
     } eval;
@@ -64,6 +76,7 @@ typedef struct dpt_config {
         int every;        /* steps between log lines / metrics records */
         dpt_progress_mode progress;
         char metrics[DPT_PATH_MAX]; /* JSON-lines file; "" = none */
+        int layer_stats;  /* 0: off; N: per-layer statistics every N steps */
     } log;
 } dpt_config;
 

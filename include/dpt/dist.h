@@ -43,6 +43,50 @@ dpt_status dpt_check_replicas(const dpt_comm *comm, const void *buf, size_t byte
  * failed (-1 if none), so callers can let exactly one rank report. */
 dpt_status dpt_agree_status(const dpt_comm *comm, dpt_status local, int *first_failed);
 
+/* ---------------------------------------------------------------- bucketed reduction
+ * The gradient is summed in buckets with non-blocking allreduces started as
+ * soon as the backward pass has finished a bucket's parts, so that
+ * communication overlaps the rest of the backward pass. The caller describes
+ * the buffer as segments (one per layer with parameters) in the order the
+ * backward pass completes them; a bucket is a run of consecutive segments
+ * that are adjacent in memory, up to a size limit (the first one smaller, so
+ * that communication starts early). Buckets are started in index order on
+ * every rank, as MPI requires of collectives. */
+typedef struct dpt_reducer {
+    const dpt_comm *comm;
+    dpt_real *buf;
+    int n_segments, n_buckets;
+    int *segment_bucket;      /* [n_segments] bucket of each segment */
+    size_t *bucket_begin, *bucket_len;
+    int *bucket_missing;      /* segments not yet done, per bucket, this step */
+    int *bucket_total;        /* segments per bucket */
+    MPI_Request *requests;    /* [n_buckets] */
+    int next_start;           /* first bucket not yet started this step */
+    double wait_seconds;      /* total time blocked in dpt_reducer_finish */
+    long steps;
+} dpt_reducer;
+
+/* seg_begin/seg_len: segments in completion order. bucket_bytes > 0. */
+dpt_status dpt_reducer_create(dpt_reducer *r, const dpt_comm *comm, dpt_real *buf,
+                              const size_t *seg_begin, const size_t *seg_len, int n_segments,
+                              size_t bucket_bytes, size_t first_bucket_bytes);
+void dpt_reducer_destroy(dpt_reducer *r);
+/* Before the backward pass of a step. */
+void dpt_reducer_begin(dpt_reducer *r);
+/* Segment s is final: start every bucket that is complete (in order) and
+ * let MPI progress the ones in flight. */
+dpt_status dpt_reducer_segment_done(dpt_reducer *r, int s);
+/* Start what is left and wait for all buckets: buf holds the sums. */
+dpt_status dpt_reducer_finish(dpt_reducer *r);
+
+/* Reduce-scatter of buf[n] into this rank's slice counts[rank] at
+ * displs[rank] (written back into buf there), for sharded optimizer state. */
+dpt_status dpt_reduce_scatter_real(const dpt_comm *comm, dpt_real *buf, dpt_real *slice,
+                                   const int *counts, const int *displs);
+/* All ranks' slices of buf gathered into every rank's buf. */
+dpt_status dpt_allgather_slices(const dpt_comm *comm, dpt_real *buf, const int *counts,
+                                const int *displs);
+
 /* Prints "dptrain: error: <message> (rank R, file:line)" from the last
  * recorded failure and aborts the whole job with MPI_Abort. Never returns. */
 _Noreturn void dpt_abort(const dpt_comm *comm, int exit_code);

@@ -159,6 +159,10 @@ typedef struct dpt_forward_ctx {
     uint64_t pass;              /* distinct for every stochastic pass (the step) */
     dpt_reduce_fn reduce;       /* sums over the data-parallel group (synchronized BN) */
     void *reduce_user;
+    /* called after the backward pass of every layer with parameters, when
+     * its gradient is final (to start reducing it); may be NULL */
+    void (*layer_done)(int layer, void *user);
+    void *layer_done_user;
 } dpt_forward_ctx;
 
 /* Loss sums and hits of one batch, per head and in total. */

@@ -18,6 +18,9 @@ typedef double dpt_real;
 #define DPT_MPI_REAL MPI_DOUBLE
 #define dpt_gemm cblas_dgemm
 #define dpt_axpy cblas_daxpy
+#define dpt_scal cblas_dscal
+/* x . y accumulated in double */
+#define dpt_dot_acc(n, x, y) cblas_ddot((n), (x), 1, (y), 1)
 #define dpt_exp exp
 #define dpt_log log
 #define dpt_tanh tanh
@@ -29,6 +32,9 @@ typedef float dpt_real;
 #define DPT_MPI_REAL MPI_FLOAT
 #define dpt_gemm cblas_sgemm
 #define dpt_axpy cblas_saxpy
+#define dpt_scal cblas_sscal
+/* x . y accumulated in double (BLAS dsdot) */
+#define dpt_dot_acc(n, x, y) cblas_dsdot((n), (x), 1, (y), 1)
 #define dpt_exp expf
 #define dpt_log logf
 #define dpt_tanh tanhf

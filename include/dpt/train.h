@@ -34,28 +34,59 @@ typedef struct dpt_eval {
     double head_mc_accuracy[DPT_MAX_HEADS];
 } dpt_eval;
 
+/* Per-layer statistics of one step (layers with parameters): norms of the
+ * averaged gradient and of the weights, and |update| / |weights|, the
+ * quantity whose drift towards 0 or explosion shows vanishing or exploding
+ * gradients (Goodfellow et al. 8.2.5). */
+typedef struct dpt_layer_stat {
+    double grad_norm, weight_norm, update_ratio;
+} dpt_layer_stat;
+
+/* A deliberate fault for tests: at global step `step` (>= 0) rank `rank`
+ * writes NaN into the gradient of layer `layer` before the reduction. */
+typedef struct dpt_fault {
+    long step;
+    int rank, layer;
+} dpt_fault;
+
 typedef struct dpt_trainer {
     const dpt_config *cfg;
     dpt_comm comm;
     const dpt_dataset *train_set;
     dpt_model model;
-    dpt_optimizer opt;
+    dpt_optimizer opt;         /* over the whole vector, or this rank's slice if sharded */
     dpt_batch_plan plan;
-    long total_steps;    /* steps this run will take */
-    long step;           /* global steps done */
-    double samples_seen; /* training samples over all ranks so far */
-    long epoch;          /* current epoch, 0-based */
-    size_t epoch_step;   /* step within the epoch */
-    uint32_t *perm;      /* [n_train] this epoch's permutation, same on all ranks */
-    dpt_real *batch_x;   /* [max_batch][features] */
-    uint8_t *batch_y;    /* [max_batch] */
-    uint32_t *eval_index; /* [eval_batch] sample indices of an evaluation chunk */
-    dpt_real *mc_probs;  /* [eval_batch][outputs of all heads]: Monte Carlo averages */
-    int eval_batch;      /* rows per forward pass during evaluation */
-    int bn_unsynced;     /* some batch norm keeps per-rank statistics */
+    long total_steps;          /* steps this run will take */
+    long step;                 /* global steps done (skipped ones included) */
+    double samples_seen;       /* training samples over all ranks so far */
+    long epoch;                /* current epoch, 0-based */
+    size_t epoch_step;         /* step within the epoch */
+    uint32_t *perm;            /* [n_train] this epoch's permutation, same on all ranks */
+    dpt_real *batch_x;         /* [max_batch][features] */
+    uint8_t *batch_y;          /* [max_batch] */
+    uint32_t *eval_index;      /* [eval_batch] sample indices of an evaluation chunk */
+    dpt_real *mc_probs;        /* [eval_batch][outputs of all heads]: Monte Carlo averages */
+    int eval_batch;            /* rows per forward pass during evaluation */
+    int bn_unsynced;           /* some batch norm keeps per-rank statistics */
     double window[DPT_SUMS];     /* this rank's sums since the last report */
     double epoch_sums[DPT_SUMS]; /* and since the epoch began */
     double last_lr;
+    /* the data-parallel update */
+    int sharded;               /* optimizer state sharded: reduce-scatter + all-gather */
+    int overlapped;            /* bucketed non-blocking reduction during backward */
+    dpt_reducer reducer;
+    int *reducer_segment_of_layer; /* [model layers] segment index or -1 */
+    int *slice_counts, *slice_displs; /* [ranks] this split of the parameter vector */
+    size_t slice_lo, slice_n;  /* this rank's slice (norms always; the update if sharded) */
+    dpt_real *slice_buf;       /* [slice_n] reduce-scatter target / parameters before update */
+    double comm_seconds;       /* time the step waited for gradient communication */
+    double grad_norm;          /* global norm of the averaged gradient, before clipping */
+    long skipped_steps;
+    int last_skipped;          /* the last step was skipped (non-finite gradient) */
+    int last_bad_layer;        /* its first layer with a non-finite gradient, -1 unknown */
+    dpt_fault fault;
+    int stats_ready;           /* layer_stats holds this step's statistics */
+    dpt_layer_stat *layer_stats; /* [model layers] */
 } dpt_trainer;
 
 /* Builds model, optimizer and batch plan for train_set on comm. Collective. */
@@ -63,8 +94,10 @@ dpt_status dpt_trainer_create(dpt_trainer *trainer, const dpt_config *cfg, MPI_C
                               const dpt_dataset *train_set);
 void dpt_trainer_destroy(dpt_trainer *trainer);
 
-/* One global step (starts a new epoch with a fresh permutation when needed).
- * Collective. */
+/* One global step (starts a new epoch with a fresh permutation when needed):
+ * local gradient sums, their reduction, the agreed non-finite check
+ * ([optim] nonfinite: skip the update, or fail with DPT_ERR_NUMERIC on every
+ * rank), clipping, and the update. Collective. */
 dpt_status dpt_trainer_step(dpt_trainer *trainer);
 
 /* Sums a window of sums over ranks into an eval (and zeroes it). Collective. */
@@ -81,6 +114,10 @@ typedef struct dpt_run_report {
     double total_seconds;
     double samples_per_second; /* training samples per second over the run */
     long steps;
+    long skipped_steps;        /* steps skipped for a non-finite gradient */
+    double comm_ms_per_step;   /* time a step waited for gradient communication */
+    size_t optimizer_state_bytes; /* this rank's optimizer moments */
+    size_t peak_rss_bytes;     /* this rank's peak resident memory */
 } dpt_run_report;
 
 /* The whole run: epochs of steps, test evaluation after each epoch, progress

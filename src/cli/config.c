@@ -92,12 +92,19 @@ typedef struct key_spec {
 static const char *const loss_names[] = {
     [DPT_LOSS_SOFTMAX_XENT] = "softmax_cross_entropy", [DPT_LOSS_MSE] = "mse",
     [DPT_LOSS_SIGMOID_BCE] = "sigmoid_bce", [DPT_LOSS_SIGMOID_BCE + 1] = NULL};
-static const char *const method_names[] = {
-    [DPT_OPTIM_SGD] = "sgd", [DPT_OPTIM_MOMENTUM] = "momentum",
-    [DPT_OPTIM_NESTEROV] = "nesterov", [DPT_OPTIM_NESTEROV + 1] = NULL};
-static const char *const schedule_names[] = {
-    [DPT_SCHED_CONSTANT] = "constant", [DPT_SCHED_LINEAR] = "linear",
-    [DPT_SCHED_LINEAR + 1] = NULL};
+/* Optimizers and schedules are named by the optim module. */
+static const char *method_name_at(int i)
+{
+    return i >= 0 && i < DPT_OPTIM_COUNT_ ? dpt_optim_method_name((dpt_optim_method)i) : NULL;
+}
+
+static const char *schedule_name_at(int i)
+{
+    return i >= 0 && i < DPT_SCHED_COUNT_ ? dpt_schedule_name((dpt_schedule_kind)i) : NULL;
+}
+
+static const char *const scaling_names[] = {"none", "linear", NULL};
+static const char *const nonfinite_names[] = {"skip", "abort", NULL};
 static const char *const progress_names[] = {
     [DPT_PROGRESS_AUTO] = "auto", [DPT_PROGRESS_BAR] = "bar",
     [DPT_PROGRESS_LINES] = "lines", [DPT_PROGRESS_NONE] = "none",
@@ -190,27 +197,85 @@ static const key_spec keys[] = {
      .lmin = 0, .lmax = LONG_MAX, .aliases = "steps max_iter",
      .help = "stop after this many steps (0: no limit)", .offset = OFF(train.max_steps)},
 
-    {.section = "optim", .key = "method", .type = T_ENUM, .def = "sgd", .names = method_names,
+    {.section = "optim", .key = "method", .type = T_ENUM, .def = "sgd", .name_at = method_name_at,
      .aliases = "optimizer algorithm", .help = "optimizer", .offset = OFF(optim.method)},
     {.section = "optim", .key = "lr", .type = T_REAL, .flags = F_REQUIRED | F_MIN_OPEN,
      .def = "0.05", .rmin = 0.0, .rmax = 10.0, .aliases = "learning_rate eta",
      .help = "learning rate of the first step", .offset = OFF(optim.lr)},
     {.section = "optim", .key = "momentum", .type = T_REAL, .flags = F_MAX_OPEN, .def = "0.9",
      .rmin = 0.0, .rmax = 1.0, .aliases = "alpha beta",
-     .help = "momentum coefficient (momentum and nesterov)", .offset = OFF(optim.momentum)},
+     .help = "momentum coefficient alpha (momentum, nesterov, rmsprop_nesterov)",
+     .offset = OFF(optim.momentum)},
+    {.section = "optim", .key = "rho", .type = T_REAL, .flags = F_MAX_OPEN, .def = "0.9",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "decay_rate",
+     .help = "decay rate of RMSProp's average of squared gradients", .offset = OFF(optim.rho)},
+    {.section = "optim", .key = "beta1", .type = T_REAL, .flags = F_MAX_OPEN, .def = "0.9",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "rho1 b1",
+     .help = "Adam's decay rate of the first moment (rho1)", .offset = OFF(optim.beta1)},
+    {.section = "optim", .key = "beta2", .type = T_REAL, .flags = F_MAX_OPEN, .def = "0.999",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "rho2 b2",
+     .help = "Adam's decay rate of the second moment (rho2)", .offset = OFF(optim.beta2)},
+    {.section = "optim", .key = "delta", .type = T_REAL, .def = "0", .rmin = 0.0, .rmax = 1.0,
+     .aliases = "epsilon eps",
+     .help = "small constant of adagrad/rmsprop/adam (0: the book's 1e-7, 1e-6, 1e-8)",
+     .offset = OFF(optim.delta)},
     {.section = "optim", .key = "weight_decay", .type = T_REAL, .def = "0", .rmin = 0.0,
      .rmax = 1.0, .aliases = "l2 wd decay",
-     .help = "L2 penalty: adds weight_decay x theta to the gradient",
+     .help = "L2 penalty: adds weight_decay x theta to the gradient (adamw: decoupled)",
      .offset = OFF(optim.weight_decay)},
     {.section = "optim", .key = "schedule", .type = T_ENUM, .def = "constant",
-     .names = schedule_names, .aliases = "lr_schedule scheduler",
+     .name_at = schedule_name_at, .aliases = "lr_schedule scheduler",
      .help = "learning-rate schedule", .offset = OFF(optim.schedule)},
     {.section = "optim", .key = "lr_final", .type = T_REAL, .flags = F_NO_MAX | F_DEFAULT_LR100,
      .rmin = 0.0, .aliases = "final_lr min_lr lr_min lr_end",
-     .help = "learning rate at the end of the linear decay", .offset = OFF(optim.lr_final)},
+     .help = "learning rate at the end of linear, exponential and cosine decay",
+     .offset = OFF(optim.lr_final)},
     {.section = "optim", .key = "decay_steps", .type = T_LONG, .flags = F_NO_MAX, .def = "0",
      .lmin = 0, .lmax = LONG_MAX, .aliases = "lr_decay_steps decay",
-     .help = "steps of the linear decay (0: the whole run)", .offset = OFF(optim.decay_steps)},
+     .help = "steps of the decay after the warmup (0: the rest of the run)",
+     .offset = OFF(optim.decay_steps)},
+    {.section = "optim", .key = "step_size", .type = T_LONG, .flags = F_NO_MAX, .def = "1000",
+     .lmin = 1, .lmax = LONG_MAX, .aliases = "lr_step step_every",
+     .help = "step schedule: steps between decays by gamma", .offset = OFF(optim.step_size)},
+    {.section = "optim", .key = "gamma", .type = T_REAL, .flags = F_MIN_OPEN, .def = "0.1",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "lr_gamma factor",
+     .help = "step schedule: factor per decay", .offset = OFF(optim.gamma)},
+    {.section = "optim", .key = "warmup_steps", .type = T_LONG, .flags = F_NO_MAX, .def = "0",
+     .lmin = 0, .lmax = LONG_MAX, .aliases = "warmup",
+     .help = "linear warmup over this many steps before the schedule (0: none)",
+     .offset = OFF(optim.warmup_steps)},
+    {.section = "optim", .key = "lr_scaling", .type = T_ENUM, .def = "none", .names = scaling_names,
+     .aliases = "scaling scale_lr",
+     .help = "linear: lr and lr_final x global batch / reference_batch (Goyal et al. 2017)",
+     .offset = OFF(update.lr_scaling)},
+    {.section = "optim", .key = "reference_batch", .type = T_INT, .def = "256", .lmin = 1,
+     .lmax = 100000000, .aliases = "base_batch",
+     .help = "the global batch that lr is meant for (lr_scaling = linear)",
+     .offset = OFF(update.reference_batch)},
+    {.section = "optim", .key = "clip_norm", .type = T_REAL, .flags = F_NO_MAX, .def = "0",
+     .rmin = 0.0, .aliases = "max_norm grad_clip clip",
+     .help = "clip the averaged gradient to this global L2 norm (0: off)",
+     .offset = OFF(update.clip_norm)},
+    {.section = "optim", .key = "clip_value", .type = T_REAL, .flags = F_NO_MAX, .def = "0",
+     .rmin = 0.0, .aliases = "max_value",
+     .help = "clip every averaged gradient element to [-clip_value, clip_value] (0: off)",
+     .offset = OFF(update.clip_value)},
+    {.section = "optim", .key = "nonfinite", .type = T_ENUM, .def = "abort", .names = nonfinite_names,
+     .aliases = "nan nan_policy on_nan",
+     .help = "a NaN/Inf gradient on any rank: skip the step (counted, warned) or abort",
+     .offset = OFF(update.nonfinite)},
+    {.section = "optim", .key = "shard_state", .type = T_BOOL, .def = "false",
+     .aliases = "zero shard sharded",
+     .help = "shard the optimizer state over ranks (reduce-scatter, update a slice, all-gather)",
+     .offset = OFF(update.shard_state)},
+    {.section = "optim", .key = "overlap", .type = T_BOOL, .def = "true",
+     .aliases = "overlap_comm async",
+     .help = "reduce gradient buckets during the backward pass (non-blocking allreduce)",
+     .offset = OFF(update.overlap)},
+    {.section = "optim", .key = "bucket_mb", .type = T_REAL, .flags = F_MIN_OPEN, .def = "4",
+     .rmin = 0.0, .rmax = 4096.0, .aliases = "bucket bucket_size",
+     .help = "gradient bucket size in MiB (the first bucket is a quarter of it)",
+     .offset = OFF(update.bucket_mb)},
 
     {.section = "eval", .key = "mc_samples", .type = T_INT, .def = "0", .lmin = 0,
      .lmax = 10000, .aliases = "mc_dropout mc_passes samples passes monte_carlo",
@@ -225,6 +290,10 @@ static const key_spec keys[] = {
     {.section = "log", .key = "metrics", .type = T_STRING, .flags = F_EMPTY_OK,
      .def = "dptrain-metrics.jsonl", .aliases = "metrics_file jsonl output",
      .help = "JSON-lines metrics file (empty: none)", .offset = OFF(log.metrics)},
+    {.section = "log", .key = "layer_stats", .type = T_INT, .def = "0", .lmin = 0,
+     .lmax = 100000000, .aliases = "grad_stats gradient_stats",
+     .help = "every this many steps: per-layer gradient and weight norms, update/weight ratio "
+             "(0: off)", .offset = OFF(log.layer_stats)},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 #define N_SLOTS (DPT_MAX_HEADS + 1)

@@ -184,6 +184,20 @@ static int run_inspect(const dpt_comm *comm, const dpt_config *cfg)
     return status;
 }
 
+/* Fault injection for tests: DPTRAIN_INJECT_NAN=STEP:RANK:LAYER makes rank
+ * RANK write NaN into layer LAYER's gradient (1-based) at step STEP. */
+static void set_fault(dpt_trainer *trainer)
+{
+    const char *spec = getenv("DPTRAIN_INJECT_NAN");
+    long step;
+    int rank, layer;
+    if (spec && sscanf(spec, "%ld:%d:%d", &step, &rank, &layer) == 3) {
+        trainer->fault.step = step - 1;
+        trainer->fault.rank = rank;
+        trainer->fault.layer = layer - 1;
+    }
+}
+
 static int run_train(const dpt_comm *comm, const dpt_config *cfg)
 {
     dpt_status st;
@@ -200,7 +214,16 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg)
         return st == DPT_ERR_CONFIG || st == DPT_ERR_SHAPE ? EXIT_USAGE : EXIT_RUNTIME;
     }
     dpt_run_report report;
+    set_fault(&trainer);
     st = dpt_trainer_run(&trainer, &test_set, &report);
+    if (st == DPT_ERR_NUMERIC) {
+        /* a non-finite gradient is an agreed verdict: every rank stops here */
+        if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
+        dpt_trainer_destroy(&trainer);
+        dpt_dataset_free(&train_set);
+        dpt_dataset_free(&test_set);
+        return EXIT_RUNTIME;
+    }
     if (st != DPT_OK) dpt_abort(comm, EXIT_RUNTIME); /* mid-run: other ranks may be in a collective */
     dpt_trainer_destroy(&trainer);
     dpt_dataset_free(&train_set);

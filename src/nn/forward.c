@@ -139,6 +139,7 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
         int weighted = l->spec.kind <= DPT_LAYER_TILED;
         if (i == first && !need_input_grad && weighted) din = NULL;
         layer_backward(m, l, din, dout, in, B, ctx);
+        if (ctx->layer_done && l->n_weights + l->n_bias > 0) ctx->layer_done(i, ctx->layer_done_user);
         dout = din;
     }
     return dout;

@@ -76,8 +76,8 @@ static void mc_chunk(dpt_trainer *t, int B, uint64_t chunk_id, double *hits)
     memset(t->mc_probs, 0, sizeof(dpt_real) * total);
     for (int k = 0; k < K; k++) {
         /* passes keyed far above any training step, distinct per chunk and k */
-        dpt_forward_ctx ctx = {0, 1, t->cfg->train.seed, (uint32_t)t->comm.rank,
-                               (1ull << 40) + chunk_id * (uint64_t)K + (uint64_t)k, NULL, NULL};
+        dpt_forward_ctx ctx = {.dropout = 1, .seed = t->cfg->train.seed, .rank = (uint32_t)t->comm.rank,
+                               .pass = (1ull << 40) + chunk_id * (uint64_t)K + (uint64_t)k};
         dpt_batch_metrics unused;
         memset(&unused, 0, sizeof unused);
         dpt_model_forward(m, t->batch_x, t->batch_y, B, &ctx, &unused);
@@ -100,7 +100,7 @@ dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *set, dpt_eval
     size_t begin, count;
     dpt_split_range(set->n_samples, t->comm.size, t->comm.rank, &begin, &count);
     double sums[DPT_SUMS] = {0}, mc_hits[DPT_MAX_HEADS] = {0};
-    dpt_forward_ctx ctx = {0, 0, 0, 0, 0, NULL, NULL}; /* running statistics, no dropout */
+    dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0}; /* running statistics, no dropout */
     for (size_t done = 0; done < count;) {
         size_t chunk = count - done < (size_t)t->eval_batch ? count - done : (size_t)t->eval_batch;
         for (size_t i = 0; i < chunk; i++) t->eval_index[i] = (uint32_t)(begin + done + i);

@@ -81,8 +81,14 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
     printf("data: %zu training samples, %zu test samples; global batch %zu (%d per rank), "
            "%zu steps per epoch, %ld steps\n", t->train_set->n_samples, test_set->n_samples,
            t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
-    printf("optimizer: %s, lr %g (%s schedule)\n", dpt_optim_method_name(t->opt.params.method),
+    printf("optimizer: %s, lr %g (%s schedule", dpt_optim_method_name(t->opt.params.method),
            t->opt.params.lr, dpt_schedule_name(t->opt.params.schedule));
+    if (t->opt.params.warmup_steps) printf(", %ld warmup steps", t->opt.params.warmup_steps);
+    printf("), state %.2f MiB per rank%s\n", dpt_optimizer_state_bytes(&t->opt) / 1048576.0,
+           t->sharded ? " (sharded)" : "");
+    if (t->comm.size > 1)
+        printf("gradient reduction: %s\n", t->sharded ? "reduce-scatter + all-gather of parameters"
+               : t->overlapped ? "bucketed, overlapping the backward pass" : "one blocking allreduce");
     fflush(stdout);
     cJSON *run = cJSON_CreateObject();
     cJSON_AddStringToObject(run, "type", "run");
@@ -230,6 +236,56 @@ void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
     cJSON_AddNumberToObject(rec, "train_s", r->train_seconds);
     cJSON_AddNumberToObject(rec, "total_s", r->total_seconds);
     cJSON_AddNumberToObject(rec, "samples_per_s", r->samples_per_second);
+    cJSON_AddNumberToObject(rec, "skipped_steps", (double)r->skipped_steps);
+    cJSON_AddNumberToObject(rec, "comm_ms_per_step", r->comm_ms_per_step);
+    cJSON_AddNumberToObject(rec, "optimizer_state_bytes", (double)r->optimizer_state_bytes);
+    cJSON_AddNumberToObject(rec, "peak_rss_bytes", (double)r->peak_rss_bytes);
     add_heads(rec, "test_heads", rep->model, &r->final_test);
+    emit(rep, rec);
+}
+
+void dpt_report_skip(dpt_reporter *rep, const dpt_trainer *t)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    char where[96] = "";
+    if (t->last_bad_layer >= 0)
+        snprintf(where, sizeof where, " first in layer %d (%s)", t->last_bad_layer + 1,
+                 dpt_layer_kind_name(t->model.layers[t->last_bad_layer].spec.kind));
+    fprintf(stderr, "dptrain: warning: step %ld skipped: non-finite gradient%s (%ld skipped so far)\n",
+            t->step, where, t->skipped_steps);
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "skip");
+    cJSON_AddNumberToObject(rec, "step", (double)t->step);
+    cJSON_AddNumberToObject(rec, "layer", t->last_bad_layer >= 0 ? t->last_bad_layer + 1 : -1);
+    cJSON_AddNumberToObject(rec, "skipped_steps", (double)t->skipped_steps);
+    emit(rep, rec);
+}
+
+void dpt_report_layer_stats(dpt_reporter *rep, const dpt_trainer *t)
+{
+    if (!rep->active) return;
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "layer_stats");
+    cJSON_AddNumberToObject(rec, "step", (double)t->step);
+    cJSON_AddNumberToObject(rec, "grad_norm", t->grad_norm);
+    cJSON *layers = cJSON_AddArrayToObject(rec, "layers");
+    if (!rep->quiet) fprintf(stderr, "layer stats, step %ld (|g| |w| |dw|/|w|):", t->step);
+    for (int i = 0; layers && i < t->model.n_layers; i++) {
+        const dpt_layer *l = &t->model.layers[i];
+        if (l->n_weights + l->n_bias == 0) continue;
+        const dpt_layer_stat *s = &t->layer_stats[i];
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddNumberToObject(one, "layer", i + 1);
+        cJSON_AddStringToObject(one, "kind", dpt_layer_kind_name(l->spec.kind));
+        cJSON_AddNumberToObject(one, "grad_norm", s->grad_norm);
+        cJSON_AddNumberToObject(one, "weight_norm", s->weight_norm);
+        cJSON_AddNumberToObject(one, "update_ratio", s->update_ratio);
+        cJSON_AddItemToArray(layers, one);
+        if (!rep->quiet)
+            fprintf(stderr, "  %d:%s %.2e %.2e %.2e", i + 1, dpt_layer_kind_name(l->spec.kind),
+                    s->grad_norm, s->weight_norm, s->update_ratio);
+    }
+    if (!rep->quiet) fprintf(stderr, "\n");
     emit(rep, rec);
 }

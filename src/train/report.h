@@ -40,5 +40,9 @@ void dpt_report_tick(dpt_reporter *rep, const dpt_progress *p);
 void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
                       const dpt_eval *test, double epoch_seconds, double samples_per_second);
 void dpt_report_final(dpt_reporter *rep, const dpt_run_report *report);
+/* A step skipped for a non-finite gradient (warning and a record). */
+void dpt_report_skip(dpt_reporter *rep, const dpt_trainer *trainer);
+/* Per-layer gradient statistics of the last step. */
+void dpt_report_layer_stats(dpt_reporter *rep, const dpt_trainer *trainer);
 
 #endif /* DPT_TRAIN_REPORT_H */

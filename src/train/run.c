@@ -1,8 +1,16 @@
 /* The training loop: steps, periodic progress, per-epoch evaluation. */
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "report.h"
+
+/* Peak resident set of this process (Linux reports ru_maxrss in KiB). */
+static size_t peak_rss_bytes(void)
+{
+    struct rusage usage;
+    return getrusage(RUSAGE_SELF, &usage) == 0 ? (size_t)usage.ru_maxrss * 1024 : 0;
+}
 
 typedef struct run_clock {
     double start;          /* wall time at the first step */
@@ -74,6 +82,8 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
         dpt_status st = dpt_trainer_step(t);
         if (st != DPT_OK) return st;
         clock->train_seconds += MPI_Wtime() - begin;
+        if (t->last_skipped) dpt_report_skip(rep, t);
+        if (t->stats_ready) dpt_report_layer_stats(rep, t);
         int last = t->step == t->total_steps;
         /* collective: every rank reaches these branches at the same steps */
         if (t->step % every == 0 || last) {
@@ -116,6 +126,10 @@ dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_
         report->train_seconds = clock.train_seconds;
         report->total_seconds = MPI_Wtime() - clock.start;
         report->samples_per_second = clock.train_seconds > 0 ? t->samples_seen / clock.train_seconds : 0;
+        report->skipped_steps = t->skipped_steps;
+        report->comm_ms_per_step = t->step > 0 ? 1e3 * t->comm_seconds / (double)t->step : 0;
+        report->optimizer_state_bytes = dpt_optimizer_state_bytes(&t->opt);
+        report->peak_rss_bytes = peak_rss_bytes();
         dpt_report_final(&rep, report);
     }
     dpt_reporter_close(&rep);

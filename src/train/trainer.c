@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dpt/rng.h"
+#include "update.h"
 
 /* Every data label must have a head label inside the head's output width. */
 static dpt_status check_labels(const dpt_model *m, const dpt_dataset *set)
@@ -63,10 +64,17 @@ static dpt_status create_local(dpt_trainer *t, const dpt_config *cfg, const dpt_
      * gradient, so bigger GEMMs are cheaper per sample */
     t->eval_batch = cfg->train.batch_size > 256 ? cfg->train.batch_size : 256;
     st = create_model(t, cfg, train_set);
+    if (st == DPT_OK) st = dpt_update_setup(t);
     if (st != DPT_OK) return st;
     dpt_optim_params optim = cfg->optim;
-    if (optim.decay_steps == 0) optim.decay_steps = t->total_steps;
-    st = dpt_optimizer_create(&t->opt, &optim, t->model.n_params);
+    if (optim.decay_steps == 0) optim.decay_steps = t->total_steps - optim.warmup_steps;
+    if (optim.decay_steps < 1) optim.decay_steps = 1;
+    if (cfg->update.lr_scaling) { /* Goyal et al. 2017: lr proportional to the global batch */
+        double scale = (double)t->plan.global_batch / cfg->update.reference_batch;
+        optim.lr *= scale;
+        optim.lr_final *= scale;
+    }
+    st = dpt_optimizer_create(&t->opt, &optim, t->sharded ? t->slice_n : t->model.n_params);
     if (st != DPT_OK) return st;
     size_t outputs = 0;
     for (int h = 0; h < t->model.n_heads; h++) outputs += (size_t)t->model.heads[h].outputs;
@@ -106,9 +114,11 @@ dpt_status dpt_trainer_create(dpt_trainer *t, const dpt_config *cfg, MPI_Comm co
 
 void dpt_trainer_destroy(dpt_trainer *t)
 {
+    dpt_update_teardown(t);
     dpt_model_destroy(&t->model);
     dpt_optimizer_destroy(&t->opt);
     void *buffers[] = {t->perm, t->batch_x, t->batch_y, t->eval_index, t->mc_probs};
+    /* (the update's buffers went with dpt_update_teardown) */
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     t->perm = NULL;
     t->batch_x = NULL;
@@ -127,8 +137,14 @@ static void reduce_over_ranks(double *sums, int n, void *user)
 
 static dpt_forward_ctx forward_ctx(dpt_trainer *t, int training)
 {
-    dpt_forward_ctx ctx = {training, training, t->cfg->train.seed, (uint32_t)t->comm.rank,
-                           (uint64_t)t->step, reduce_over_ranks, &t->comm};
+    dpt_forward_ctx ctx = {.batch_stats = training, .dropout = training,
+                           .seed = t->cfg->train.seed, .rank = (uint32_t)t->comm.rank,
+                           .pass = (uint64_t)t->step, .reduce = reduce_over_ranks,
+                           .reduce_user = &t->comm};
+    if (training && t->overlapped) {
+        ctx.layer_done = dpt_update_layer_done;
+        ctx.layer_done_user = t;
+    }
     return ctx;
 }
 
@@ -164,16 +180,12 @@ dpt_status dpt_trainer_step(dpt_trainer *t)
     memset(&metrics, 0, sizeof metrics);
     dpt_dataset_gather(t->train_set, t->perm + begin, count, t->batch_x, t->batch_y);
     dpt_forward_ctx ctx = forward_ctx(t, 1);
+    if (t->overlapped) dpt_reducer_begin(&t->reducer);
     dpt_model_forward_backward(model, t->batch_x, t->batch_y, (int)count, &ctx, &metrics);
     add_metrics(t->window, &metrics, model->n_heads, count);
     add_metrics(t->epoch_sums, &metrics, model->n_heads, count);
-    /* gradient of the mean loss over the global batch = (sum over ranks of
-     * the local sums) / global count: exactly what one process would get */
-    dpt_status st = dpt_allreduce_sum_real(&t->comm, model->grads, model->n_params);
+    dpt_status st = dpt_update_apply(t, global_count);
     if (st != DPT_OK) return st;
-    const dpt_real inv_count = (dpt_real)(1.0 / (double)global_count);
-    for (size_t i = 0; i < model->n_params; i++) model->grads[i] *= inv_count;
-    t->last_lr = dpt_optimizer_step(&t->opt, model->params, model->grads);
     t->step++;
     t->samples_seen += (double)global_count;
     if (++t->epoch_step == t->plan.steps_per_epoch) {

@@ -1,0 +1,270 @@
+/* The data-parallel update: gradient reduction (blocking, bucketed and
+ * overlapped, or reduce-scatter for sharded optimizer state), the agreed
+ * non-finite guard, clipping, the optimizer step, per-layer statistics. */
+#include "update.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void inject_fault(dpt_trainer *t);
+
+/* ---------------------------------------------------------------- setup */
+
+/* Layers with parameters, last first: the order backward completes them. */
+static dpt_status setup_reducer(dpt_trainer *t)
+{
+    dpt_model *m = &t->model;
+    size_t *begin = malloc(sizeof(size_t) * (size_t)m->n_layers);
+    size_t *len = malloc(sizeof(size_t) * (size_t)m->n_layers);
+    int *segment = malloc(sizeof(int) * (size_t)m->n_layers);
+    if (!begin || !len || !segment) {
+        free(begin), free(len), free(segment);
+        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory planning gradient buckets");
+    }
+    /* the completion order: each head's layers from last to first, heads in
+     * order, then the trunk from last to first (src/nn/forward.c) */
+    int n = 0;
+    for (int h = 0; h < m->n_heads; h++)
+        for (int i = m->heads[h].first + m->heads[h].n - 1; i >= m->heads[h].first; i--)
+            segment[n++] = i;
+    for (int i = m->n_trunk - 1; i >= 0; i--) segment[n++] = i;
+    int k = 0;
+    for (int j = 0; j < n; j++) {
+        const dpt_layer *l = &m->layers[segment[j]];
+        if (l->n_weights + l->n_bias == 0) continue;
+        begin[k] = l->param_offset;
+        len[k] = l->n_weights + l->n_bias;
+        segment[k++] = segment[j];
+    }
+    size_t bytes = (size_t)(t->cfg->update.bucket_mb * 1024 * 1024);
+    dpt_status st = dpt_reducer_create(&t->reducer, &t->comm, m->grads, begin, len, k, bytes, bytes / 4);
+    /* layer -> segment, for the layer_done hook */
+    t->reducer_segment_of_layer = calloc((size_t)m->n_layers, sizeof(int));
+    if (st == DPT_OK && !t->reducer_segment_of_layer) st = DPT_FAIL(DPT_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == DPT_OK && i < m->n_layers; i++) t->reducer_segment_of_layer[i] = -1;
+    for (int j = 0; st == DPT_OK && j < k; j++) t->reducer_segment_of_layer[segment[j]] = j;
+    free(begin), free(len), free(segment);
+    return st;
+}
+
+dpt_status dpt_update_setup(dpt_trainer *t)
+{
+    int ranks = t->comm.size;
+    size_t n = t->model.n_params;
+    t->slice_counts = malloc(sizeof(int) * (size_t)ranks);
+    t->slice_displs = malloc(sizeof(int) * (size_t)ranks);
+    t->layer_stats = calloc((size_t)t->model.n_layers + 1, sizeof(dpt_layer_stat));
+    if (!t->slice_counts || !t->slice_displs || !t->layer_stats)
+        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the update");
+    if (n > (size_t)INT32_MAX) return DPT_FAIL(DPT_ERR_ARG, "%zu parameters exceed MPI's counts", n);
+    for (int r = 0; r < ranks; r++) {
+        size_t lo, count;
+        dpt_split_range(n, ranks, r, &lo, &count);
+        t->slice_counts[r] = (int)count;
+        t->slice_displs[r] = (int)lo;
+    }
+    t->slice_lo = (size_t)t->slice_displs[t->comm.rank];
+    t->slice_n = (size_t)t->slice_counts[t->comm.rank];
+    t->slice_buf = malloc(sizeof(dpt_real) * (t->slice_n ? t->slice_n : 1));
+    if (!t->slice_buf) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the gradient slice");
+    t->sharded = t->cfg->update.shard_state;
+    t->overlapped = t->cfg->update.overlap && !t->sharded && ranks > 1;
+    t->last_bad_layer = -1;
+    t->fault.step = -1;
+    return t->overlapped ? setup_reducer(t) : DPT_OK;
+}
+
+void dpt_update_teardown(dpt_trainer *t)
+{
+    dpt_reducer_destroy(&t->reducer);
+    free(t->slice_counts), free(t->slice_displs), free(t->slice_buf), free(t->layer_stats);
+    free(t->reducer_segment_of_layer);
+    t->slice_counts = t->slice_displs = NULL;
+    t->slice_buf = NULL;
+    t->layer_stats = NULL;
+    t->reducer_segment_of_layer = NULL;
+}
+
+void dpt_update_layer_done(int layer, void *user)
+{
+    dpt_trainer *t = user;
+    if (t->fault.layer == layer) inject_fault(t); /* before its bucket leaves */
+    /* a failing MPI call here cannot be agreed on mid-pass: abort */
+    if (dpt_reducer_segment_done(&t->reducer, t->reducer_segment_of_layer[layer]) != DPT_OK)
+        dpt_abort(&t->comm, 1);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* The first layer with a NaN or Inf in [lo, lo + n) of the gradient, or -1.
+ * Only called once a step is known to be bad. */
+static int first_nonfinite_layer(const dpt_model *m, size_t lo, size_t n)
+{
+    for (size_t k = lo; k < lo + n; k++) {
+        if (isfinite(m->grads[k])) continue;
+        for (int i = 0; i < m->n_layers; i++)
+            if (k >= m->layers[i].param_offset &&
+                k < m->layers[i].param_offset + m->layers[i].n_weights + m->layers[i].n_bias)
+                return i;
+    }
+    return -1;
+}
+
+/* sum of squares in double, by BLAS, in pieces that fit its int counts */
+static double sum_of_squares(const dpt_real *x, size_t n)
+{
+    double sum = 0;
+    for (size_t done = 0; done < n;) {
+        int piece = n - done > (size_t)INT32_MAX ? INT32_MAX : (int)(n - done);
+        sum += dpt_dot_acc(piece, x + done, x + done);
+        done += (size_t)piece;
+    }
+    return sum;
+}
+
+static void inject_fault(dpt_trainer *t)
+{
+    const dpt_fault *f = &t->fault;
+    if (f->step != t->step || f->rank != t->comm.rank) return;
+    if (f->layer < 0 || f->layer >= t->model.n_layers) return;
+    const dpt_layer *l = &t->model.layers[f->layer];
+    if (l->n_weights + l->n_bias > 0) t->model.grads[l->param_offset] = (dpt_real)NAN;
+}
+
+/* ---------------------------------------------------------------- reduction */
+
+/* Sums the gradients over ranks into [lo, lo + n) of model->grads (the
+ * whole vector unless sharded); counts waiting time as communication. */
+static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
+{
+    double begin = MPI_Wtime();
+    dpt_status st;
+    if (t->sharded && t->comm.size > 1) {
+        st = dpt_reduce_scatter_real(&t->comm, t->model.grads, t->slice_buf, t->slice_counts,
+                                     t->slice_displs);
+        *lo = t->slice_lo, *n = t->slice_n;
+    } else {
+        st = t->overlapped ? dpt_reducer_finish(&t->reducer)
+                           : dpt_allreduce_sum_real(&t->comm, t->model.grads, t->model.n_params);
+        *lo = 0, *n = t->model.n_params;
+    }
+    t->comm_seconds += MPI_Wtime() - begin;
+    return st;
+}
+
+/* One agreed verdict from the reduced gradient: a NaN or Inf on any rank
+ * survives the sum over ranks (NaN + x = NaN, Inf - Inf = NaN), so the
+ * global norm, summed from the ranks' slices, is finite exactly when every
+ * rank's gradient was. On a bad step *bad is the first layer with a
+ * non-finite value over all ranks' slices; -1 when all is finite. */
+static dpt_status agree_on_gradient(dpt_trainer *t, int *bad)
+{
+    double sumsq = sum_of_squares(t->model.grads + t->slice_lo, t->slice_n);
+    dpt_status st = dpt_allreduce_sum_acc(&t->comm, &sumsq, 1);
+    if (st != DPT_OK) return st;
+    t->grad_norm = sqrt(sumsq);
+    *bad = -1;
+    if (isfinite(sumsq)) return DPT_OK;
+    int mine = first_nonfinite_layer(&t->model, t->slice_lo, t->slice_n), first;
+    if (mine < 0) mine = t->model.n_layers; /* only the norm overflowed */
+    first = mine;
+    if (t->comm.size > 1 && MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, t->comm.comm) != MPI_SUCCESS)
+        return DPT_FAIL(DPT_ERR_MPI, "MPI_Allreduce of the non-finite layer failed");
+    *bad = first;
+    return DPT_OK;
+}
+
+static dpt_status nonfinite(dpt_trainer *t, int bad)
+{
+    char where[160] = "its norm overflowed";
+    if (bad < t->model.n_layers) {
+        char spec[120];
+        dpt_layer_list_format(&t->model.layers[bad].spec, 1, spec, sizeof spec);
+        snprintf(where, sizeof where, "first in layer %d (%s)", bad + 1, spec);
+    }
+    t->last_skipped = 1;
+    t->last_bad_layer = bad < t->model.n_layers ? bad : -1;
+    if (t->cfg->update.nonfinite == DPT_NONFINITE_ABORT)
+        return DPT_FAIL(DPT_ERR_NUMERIC, "step %ld: the gradient is not finite (%s); "
+                        "[optim] nonfinite = skip would skip such steps", t->step + 1, where);
+    t->skipped_steps++;
+    return DPT_OK;
+}
+
+/* ---------------------------------------------------------------- clipping and stats */
+
+static void clip(dpt_trainer *t, dpt_real *g, size_t n)
+{
+    double max_norm = t->cfg->update.clip_norm, max_value = t->cfg->update.clip_value;
+    if (max_norm > 0 && t->grad_norm > max_norm) { /* Goodfellow et al. eq. 10.48 */
+        const dpt_real scale = (dpt_real)(max_norm / t->grad_norm);
+        for (size_t i = 0; i < n; i++) g[i] *= scale;
+    }
+    if (max_value > 0) {
+        const dpt_real c = (dpt_real)max_value;
+        for (size_t i = 0; i < n; i++) g[i] = g[i] > c ? c : g[i] < -c ? -c : g[i];
+    }
+}
+
+static int stats_due(const dpt_trainer *t)
+{
+    int every = t->cfg->log.layer_stats;
+    return every > 0 && (t->step + 1) % every == 0;
+}
+
+/* Per-layer sums over this rank's slice, reduced: |g|^2, |w|^2, |dw|^2. */
+static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
+{
+    const dpt_model *m = &t->model;
+    size_t lo = t->slice_lo, hi = lo + t->slice_n;
+    double *sums = calloc(3 * (size_t)m->n_layers, sizeof(double));
+    if (!sums) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
+    for (int i = 0; i < m->n_layers; i++) {
+        const dpt_layer *l = &m->layers[i];
+        size_t a = l->param_offset, b = a + l->n_weights + l->n_bias;
+        for (size_t k = a > lo ? a : lo; k < (b < hi ? b : hi); k++) {
+            double g = m->grads[k], w = m->params[k], dw = w - before[k - lo];
+            sums[3 * i] += g * g, sums[3 * i + 1] += w * w, sums[3 * i + 2] += dw * dw;
+        }
+    }
+    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 3 * m->n_layers);
+    for (int i = 0; st == DPT_OK && i < m->n_layers; i++) {
+        dpt_layer_stat *s = &t->layer_stats[i];
+        s->grad_norm = sqrt(sums[3 * i]);
+        s->weight_norm = sqrt(sums[3 * i + 1]);
+        s->update_ratio = s->weight_norm > 0 ? sqrt(sums[3 * i + 2]) / s->weight_norm : 0;
+    }
+    free(sums);
+    t->stats_ready = st == DPT_OK;
+    return st;
+}
+
+/* ---------------------------------------------------------------- the update */
+
+dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
+{
+    dpt_model *m = &t->model;
+    t->last_skipped = 0;
+    t->stats_ready = 0;
+    if (!t->overlapped) inject_fault(t); /* overlapped: from the layer_done hook */
+    int bad;
+    size_t lo, n;
+    dpt_status st = reduce(t, &lo, &n);
+    if (st != DPT_OK) return st;
+    /* gradient of the mean loss = (sum over ranks of the local sums) / global count */
+    const dpt_real inv_count = (dpt_real)(1.0 / (double)global_count);
+    for (size_t i = lo; i < lo + n; i++) m->grads[i] *= inv_count;
+    st = agree_on_gradient(t, &bad);
+    if (st != DPT_OK) return st;
+    if (bad >= 0) return nonfinite(t, bad);
+    clip(t, m->grads + lo, n);
+    int stats = stats_due(t);
+    if (stats) memcpy(t->slice_buf, m->params + t->slice_lo, sizeof(dpt_real) * t->slice_n);
+    t->last_lr = dpt_optimizer_step(&t->opt, m->params + lo, m->grads + lo);
+    if (t->sharded && t->comm.size > 1) {
+        st = dpt_allgather_slices(&t->comm, m->params, t->slice_counts, t->slice_displs);
+        if (st != DPT_OK) return st;
+    }
+    return stats ? layer_stats(t, t->slice_buf) : DPT_OK;
+}
