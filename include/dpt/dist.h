@@ -76,16 +76,34 @@ void dpt_reducer_begin(dpt_reducer *r);
 /* Segment s is final: start every bucket that is complete (in order) and
  * let MPI progress the ones in flight. */
 dpt_status dpt_reducer_segment_done(dpt_reducer *r, int s);
+/* Lets MPI progress the buckets in flight (between pieces of computation). */
+void dpt_reducer_progress(dpt_reducer *r);
 /* Start what is left and wait for all buckets: buf holds the sums. */
 dpt_status dpt_reducer_finish(dpt_reducer *r);
 
-/* Reduce-scatter of buf[n] into this rank's slice counts[rank] at
- * displs[rank] (written back into buf there), for sharded optimizer state. */
-dpt_status dpt_reduce_scatter_real(const dpt_comm *comm, dpt_real *buf, dpt_real *slice,
-                                   const int *counts, const int *displs);
-/* All ranks' slices of buf gathered into every rank's buf. */
-dpt_status dpt_allgather_slices(const dpt_comm *comm, dpt_real *buf, const int *counts,
-                                const int *displs);
+/* ---------------------------------------------------------------- sharded state
+ * Rank r owns the contiguous slice [displs[r], displs[r] + counts[r]) of an
+ * n-vector (near-equal sizes). The reduce-scatter and the all-gather run in
+ * pieces of bounded size through one packing buffer, so that neither this
+ * code nor MPI's own temporaries ever hold a second full-size vector: that
+ * would eat the memory that sharding the optimizer state saves. */
+typedef struct dpt_sharder {
+    const dpt_comm *comm;
+    size_t n;
+    int *counts, *displs;   /* [ranks] each rank's slice */
+    size_t lo, len;         /* this rank's */
+    int pieces;
+    int *piece_counts, *piece_displs; /* [ranks] workspace for one piece */
+    dpt_real *pack;         /* [largest piece] */
+} dpt_sharder;
+
+dpt_status dpt_sharder_create(dpt_sharder *s, const dpt_comm *comm, size_t n, size_t piece_elems);
+void dpt_sharder_destroy(dpt_sharder *s);
+/* buf[n] holds this rank's sums; afterwards buf[lo, lo + len) holds the
+ * sums over ranks (the rest of buf is left as it was). */
+dpt_status dpt_sharder_reduce_scatter(dpt_sharder *s, dpt_real *buf);
+/* Every rank's slice of buf, to every rank. */
+dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf);
 
 /* Prints "dptrain: error: <message> (rank R, file:line)" from the last
  * recorded failure and aborts the whole job with MPI_Abort. Never returns. */

@@ -64,6 +64,11 @@ void dpt_conv2d_backward(dpt_real *dx, dpt_real *dw, dpt_real *db, dpt_real *col
                          dpt_real *dcols, const dpt_real *dout, const dpt_real *x,
                          const dpt_real *w, int B, const dpt_conv_geom *g);
 
+/* dx alone (the input part of dpt_conv2d_backward: w^T . dout then
+ * col2im), so that a caller can hand dw on before computing it. */
+void dpt_conv2d_backward_input(dpt_real *dx, dpt_real *dcols, const dpt_real *dout,
+                               const dpt_real *w, int B, const dpt_conv_geom *g);
+
 /* ---------------------------------------------------------------- unshared convolution
  * Locally connected (tiles = 0): a separate kernel at every output position
  * (Goodfellow et al. 9.5, "unshared convolution"). Tiled (tiles = t >= 1): t x t

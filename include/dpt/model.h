@@ -163,6 +163,9 @@ typedef struct dpt_forward_ctx {
      * its gradient is final (to start reducing it); may be NULL */
     void (*layer_done)(int layer, void *user);
     void *layer_done_user;
+    /* called between pieces of long backward work (with layer_done_user),
+     * so that communication in flight can progress; may be NULL */
+    void (*progress)(void *user);
 } dpt_forward_ctx;
 
 /* Loss sums and hits of one batch, per head and in total. */

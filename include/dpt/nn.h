@@ -45,6 +45,11 @@ void dpt_dense_backward(dpt_real *din, dpt_real *dw, dpt_real *db,
                         const dpt_real *dout, const dpt_real *in,
                         const dpt_real *w, int B, int in_dim, int out_dim);
 
+/* din[B][in_dim] = dout . w alone (the input part of dpt_dense_backward),
+ * so that a caller can hand dw on before computing it. */
+void dpt_dense_backward_input(dpt_real *din, const dpt_real *dout, const dpt_real *w, int B,
+                              int in_dim, int out_dim);
+
 /* y[n] = f(x[n]); y may alias x. */
 void dpt_activation_forward(dpt_real *y, const dpt_real *x, size_t n, dpt_activation act);
 

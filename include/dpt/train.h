@@ -76,9 +76,9 @@ typedef struct dpt_trainer {
     int overlapped;            /* bucketed non-blocking reduction during backward */
     dpt_reducer reducer;
     int *reducer_segment_of_layer; /* [model layers] segment index or -1 */
-    int *slice_counts, *slice_displs; /* [ranks] this split of the parameter vector */
+    dpt_sharder sharder;       /* the split of the parameter vector over ranks */
     size_t slice_lo, slice_n;  /* this rank's slice (norms always; the update if sharded) */
-    dpt_real *slice_buf;       /* [slice_n] reduce-scatter target / parameters before update */
+    dpt_real *slice_buf;       /* [slice_n] parameters before the update (layer statistics) */
     double comm_seconds;       /* time the step waited for gradient communication */
     double grad_norm;          /* global norm of the averaged gradient, before clipping */
     long skipped_steps;

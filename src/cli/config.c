@@ -272,7 +272,7 @@ static const key_spec keys[] = {
      .aliases = "overlap_comm async",
      .help = "reduce gradient buckets during the backward pass (non-blocking allreduce)",
      .offset = OFF(update.overlap)},
-    {.section = "optim", .key = "bucket_mb", .type = T_REAL, .flags = F_MIN_OPEN, .def = "4",
+    {.section = "optim", .key = "bucket_mb", .type = T_REAL, .flags = F_MIN_OPEN, .def = "1",
      .rmin = 0.0, .rmax = 4096.0, .aliases = "bucket bucket_size",
      .help = "gradient bucket size in MiB (the first bucket is a quarter of it)",
      .offset = OFF(update.bucket_mb)},

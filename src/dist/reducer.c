@@ -104,11 +104,16 @@ dpt_status dpt_reducer_segment_done(dpt_reducer *r, int s)
         dpt_status st = start_bucket(r, r->next_start++);
         if (st != DPT_OK) return st;
     }
+    dpt_reducer_progress(r);
+    return DPT_OK;
+}
+
+void dpt_reducer_progress(dpt_reducer *r)
+{
     /* Open MPI advances non-blocking collectives only inside MPI calls */
     int done = 0;
     if (r->next_start > 0 && r->comm->size > 1)
         MPI_Testall(r->next_start, r->requests, &done, MPI_STATUSES_IGNORE);
-    return DPT_OK;
 }
 
 dpt_status dpt_reducer_finish(dpt_reducer *r)
@@ -125,19 +130,3 @@ dpt_status dpt_reducer_finish(dpt_reducer *r)
     return rc == MPI_SUCCESS ? DPT_OK : mpi_failed(rc, "gradient MPI_Waitall");
 }
 
-dpt_status dpt_reduce_scatter_real(const dpt_comm *comm, dpt_real *buf, dpt_real *slice,
-                                   const int *counts, const int *displs)
-{
-    int rc = MPI_Reduce_scatter(buf, slice, counts, DPT_MPI_REAL, MPI_SUM, comm->comm);
-    if (rc != MPI_SUCCESS) return mpi_failed(rc, "gradient MPI_Reduce_scatter");
-    memcpy(buf + displs[comm->rank], slice, sizeof(dpt_real) * (size_t)counts[comm->rank]);
-    return DPT_OK;
-}
-
-dpt_status dpt_allgather_slices(const dpt_comm *comm, dpt_real *buf, const int *counts,
-                                const int *displs)
-{
-    int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, DPT_MPI_REAL,
-                            comm->comm);
-    return rc == MPI_SUCCESS ? DPT_OK : mpi_failed(rc, "parameter MPI_Allgatherv");
-}

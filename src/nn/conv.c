@@ -157,9 +157,18 @@ void dpt_conv2d_backward(dpt_real *dx, dpt_real *dw, dpt_real *db, dpt_real *col
             for (int p = 0; p < ncols; p++) sum += d[(size_t)f * ncols + p];
             db[f] += (dpt_real)sum;
         }
-        if (!dx) continue;
+        if (dx) dpt_conv2d_backward_input(dx + s * in_size, dcols, d, w, 1, g);
+    }
+}
+
+void dpt_conv2d_backward_input(dpt_real *dx, dpt_real *dcols, const dpt_real *dout,
+                               const dpt_real *w, int B, const dpt_conv_geom *g)
+{
+    int rows = dpt_conv_rows(g), ncols = dpt_conv_cols(g);
+    size_t in_size = (size_t)g->in_c * g->in_h * g->in_w, out_size = (size_t)g->out_c * ncols;
+    for (int s = 0; s < B; s++) {
         dpt_gemm(CblasRowMajor, CblasTrans, CblasNoTrans, rows, ncols, g->out_c,
-                 1, w, rows, d, ncols, 0, dcols, ncols);
+                 1, w, rows, dout + s * out_size, ncols, 0, dcols, ncols);
         /* col2im adds (overlapping windows share pixels): clear dx[s] first */
         memset(dx + s * in_size, 0, sizeof(dpt_real) * in_size);
         dpt_col2im(dx + s * in_size, dcols, g);

@@ -25,7 +25,12 @@ void dpt_dense_backward(dpt_real *din, dpt_real *dw, dpt_real *db,
         const dpt_real *row = dout + (size_t)i * out_dim;
         for (int j = 0; j < out_dim; j++) db[j] += row[j];
     }
-    if (din)
-        dpt_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in_dim, out_dim,
-                 1, dout, out_dim, w, in_dim, 0, din, in_dim);
+    if (din) dpt_dense_backward_input(din, dout, w, B, in_dim, out_dim);
+}
+
+void dpt_dense_backward_input(dpt_real *din, const dpt_real *dout, const dpt_real *w, int B,
+                              int in_dim, int out_dim)
+{
+    dpt_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in_dim, out_dim,
+             1, dout, out_dim, w, in_dim, 0, din, in_dim);
 }

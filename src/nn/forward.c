@@ -115,6 +115,37 @@ static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_
     }
 }
 
+#define PROGRESS_SAMPLES 8 /* samples of input gradient between progress calls */
+
+/* Dense and conv layers when gradients are reduced during backward: the
+ * parameter gradient first, announced at once, then the input gradient in
+ * pieces with progress calls, so that the layer's bucket travels while the
+ * rest of the backward pass computes. */
+static void split_backward(dpt_model *m, dpt_layer *l, int i, dpt_real *din, const dpt_real *dout,
+                           const dpt_real *in, int B, const dpt_forward_ctx *ctx)
+{
+    const dpt_real *w = m->params + l->param_offset;
+    dpt_real *dw = m->grads + l->param_offset, *db = dw + l->n_weights;
+    int in_size = (int)dpt_shape_size(l->in), out_size = (int)dpt_shape_size(l->out);
+    if (l->spec.kind == DPT_LAYER_DENSE)
+        dpt_dense_backward(NULL, dw, db, dout, in, w, B, in_size, l->spec.units);
+    else
+        dpt_conv2d_backward(NULL, dw, db, m->cols, m->dcols, dout, in, w, B, &l->conv);
+    ctx->layer_done(i, ctx->layer_done_user);
+    if (!din) return;
+    /* dense: one GEMM keeps its efficiency; conv works per sample anyway */
+    int piece = l->spec.kind == DPT_LAYER_DENSE ? B : PROGRESS_SAMPLES;
+    for (int s = 0; s < B; s += piece) {
+        int n = B - s < piece ? B - s : piece;
+        const dpt_real *d = dout + (size_t)s * out_size;
+        if (l->spec.kind == DPT_LAYER_DENSE)
+            dpt_dense_backward_input(din + (size_t)s * in_size, d, w, n, in_size, l->spec.units);
+        else
+            dpt_conv2d_backward_input(din + (size_t)s * in_size, m->dcols, d, w, n, &l->conv);
+        if (ctx->progress) ctx->progress(ctx->layer_done_user);
+    }
+}
+
 /* Runs layers [first, first + n) on `in`; returns the output. */
 static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real *in, int B,
                                   const dpt_forward_ctx *ctx)
@@ -138,8 +169,12 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
         dpt_real *din = dout == m->delta[0] ? m->delta[1] : m->delta[0];
         int weighted = l->spec.kind <= DPT_LAYER_TILED;
         if (i == first && !need_input_grad && weighted) din = NULL;
-        layer_backward(m, l, din, dout, in, B, ctx);
-        if (ctx->layer_done && l->n_weights + l->n_bias > 0) ctx->layer_done(i, ctx->layer_done_user);
+        if (ctx->layer_done && (l->spec.kind == DPT_LAYER_DENSE || l->spec.kind == DPT_LAYER_CONV2D)) {
+            split_backward(m, l, i, din, dout, in, B, ctx);
+        } else {
+            layer_backward(m, l, din, dout, in, B, ctx);
+            if (ctx->layer_done && l->n_weights + l->n_bias > 0) ctx->layer_done(i, ctx->layer_done_user);
+        }
         dout = din;
     }
     return dout;

@@ -143,6 +143,7 @@ static dpt_forward_ctx forward_ctx(dpt_trainer *t, int training)
                            .reduce_user = &t->comm};
     if (training && t->overlapped) {
         ctx.layer_done = dpt_update_layer_done;
+        ctx.progress = dpt_update_progress;
         ctx.layer_done_user = t;
     }
     return ctx;

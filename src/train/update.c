@@ -48,28 +48,22 @@ static dpt_status setup_reducer(dpt_trainer *t)
     return st;
 }
 
+#define SHARD_PIECE_ELEMS (1u << 20) /* 4 MiB of floats per reduce-scatter piece */
+
 dpt_status dpt_update_setup(dpt_trainer *t)
 {
-    int ranks = t->comm.size;
-    size_t n = t->model.n_params;
-    t->slice_counts = malloc(sizeof(int) * (size_t)ranks);
-    t->slice_displs = malloc(sizeof(int) * (size_t)ranks);
     t->layer_stats = calloc((size_t)t->model.n_layers + 1, sizeof(dpt_layer_stat));
-    if (!t->slice_counts || !t->slice_displs || !t->layer_stats)
-        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the update");
-    if (n > (size_t)INT32_MAX) return DPT_FAIL(DPT_ERR_ARG, "%zu parameters exceed MPI's counts", n);
-    for (int r = 0; r < ranks; r++) {
-        size_t lo, count;
-        dpt_split_range(n, ranks, r, &lo, &count);
-        t->slice_counts[r] = (int)count;
-        t->slice_displs[r] = (int)lo;
+    if (!t->layer_stats) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
+    dpt_status st = dpt_sharder_create(&t->sharder, &t->comm, t->model.n_params, SHARD_PIECE_ELEMS);
+    if (st != DPT_OK) return st;
+    t->slice_lo = t->sharder.lo;
+    t->slice_n = t->sharder.len;
+    if (t->cfg->log.layer_stats > 0) {
+        t->slice_buf = malloc(sizeof(dpt_real) * (t->slice_n ? t->slice_n : 1));
+        if (!t->slice_buf) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
     }
-    t->slice_lo = (size_t)t->slice_displs[t->comm.rank];
-    t->slice_n = (size_t)t->slice_counts[t->comm.rank];
-    t->slice_buf = malloc(sizeof(dpt_real) * (t->slice_n ? t->slice_n : 1));
-    if (!t->slice_buf) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the gradient slice");
     t->sharded = t->cfg->update.shard_state;
-    t->overlapped = t->cfg->update.overlap && !t->sharded && ranks > 1;
+    t->overlapped = t->cfg->update.overlap && !t->sharded && t->comm.size > 1;
     t->last_bad_layer = -1;
     t->fault.step = -1;
     return t->overlapped ? setup_reducer(t) : DPT_OK;
@@ -78,9 +72,8 @@ dpt_status dpt_update_setup(dpt_trainer *t)
 void dpt_update_teardown(dpt_trainer *t)
 {
     dpt_reducer_destroy(&t->reducer);
-    free(t->slice_counts), free(t->slice_displs), free(t->slice_buf), free(t->layer_stats);
-    free(t->reducer_segment_of_layer);
-    t->slice_counts = t->slice_displs = NULL;
+    dpt_sharder_destroy(&t->sharder);
+    free(t->slice_buf), free(t->layer_stats), free(t->reducer_segment_of_layer);
     t->slice_buf = NULL;
     t->layer_stats = NULL;
     t->reducer_segment_of_layer = NULL;
@@ -93,6 +86,12 @@ void dpt_update_layer_done(int layer, void *user)
     /* a failing MPI call here cannot be agreed on mid-pass: abort */
     if (dpt_reducer_segment_done(&t->reducer, t->reducer_segment_of_layer[layer]) != DPT_OK)
         dpt_abort(&t->comm, 1);
+}
+
+void dpt_update_progress(void *user)
+{
+    dpt_trainer *t = user;
+    dpt_reducer_progress(&t->reducer);
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -141,8 +140,7 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
     double begin = MPI_Wtime();
     dpt_status st;
     if (t->sharded && t->comm.size > 1) {
-        st = dpt_reduce_scatter_real(&t->comm, t->model.grads, t->slice_buf, t->slice_counts,
-                                     t->slice_displs);
+        st = dpt_sharder_reduce_scatter(&t->sharder, t->model.grads);
         *lo = t->slice_lo, *n = t->slice_n;
     } else {
         st = t->overlapped ? dpt_reducer_finish(&t->reducer)
@@ -263,7 +261,7 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     if (stats) memcpy(t->slice_buf, m->params + t->slice_lo, sizeof(dpt_real) * t->slice_n);
     t->last_lr = dpt_optimizer_step(&t->opt, m->params + lo, m->grads + lo);
     if (t->sharded && t->comm.size > 1) {
-        st = dpt_allgather_slices(&t->comm, m->params, t->slice_counts, t->slice_displs);
+        st = dpt_sharder_allgather(&t->sharder, m->params);
         if (st != DPT_OK) return st;
     }
     return stats ? layer_stats(t, t->slice_buf) : DPT_OK;

@@ -11,6 +11,8 @@ void dpt_update_teardown(dpt_trainer *t);
 
 /* The forward context's layer_done hook when reduction overlaps backward. */
 void dpt_update_layer_done(int layer, void *user);
+/* ... and its progress hook. */
+void dpt_update_progress(void *user);
 
 /* Reduce, check, clip and apply the update; global_count divides the sums. */
 dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count);
