@@ -112,8 +112,10 @@ static dpt_status run_with_nan(const char *policy, const char *path, dpt_trainer
     char policy_set[64];
     snprintf(policy_set, sizeof policy_set, "optim.nonfinite=%s", policy);
     const char *shard = !strcmp(path, "sharded") ? "optim.shard_state=true" : "optim.shard_state=false";
-    const char *sets[] = {policy_set, shard, "optim.method=adam"};
-    fixture_config(&cfg, base_config, sets, 3);
+    const char *overlap = !strcmp(path, "overlap") ? "optim.overlap=true" : "optim.overlap=false";
+    /* tiny buckets: the NaN must enter its bucket before that bucket leaves */
+    const char *sets[] = {policy_set, shard, overlap, "optim.bucket_mb=0.0002", "optim.method=adam"};
+    fixture_config(&cfg, base_config, sets, 5);
     static dpt_dataset set;
     fixture_dataset(&set, 103);
     CU_ASSERT_FATAL(dpt_trainer_create(t, &cfg, MPI_COMM_WORLD, &set) == DPT_OK);
@@ -148,7 +150,8 @@ static void check_nan(const char *path)
     dpt_trainer_destroy(&t);
 }
 
-static void test_nan_replicated(void) { check_nan("overlap"); }
+static void test_nan_overlapped(void) { check_nan("overlap"); }
+static void test_nan_blocking(void) { check_nan("blocking"); }
 static void test_nan_sharded(void) { check_nan("sharded"); }
 
 int main(int argc, char **argv)
@@ -166,7 +169,8 @@ int main(int argc, char **argv)
     CU_add_test(suite, "rmsprop_nesterov", test_rmsprop_nesterov);
     CU_add_test(suite, "adam", test_adam);
     CU_add_test(suite, "adamw", test_adamw);
-    CU_add_test(suite, "NaN on one rank, replicated: all skip or all stop", test_nan_replicated);
+    CU_add_test(suite, "NaN on one rank, overlapped: all skip or all stop", test_nan_overlapped);
+    CU_add_test(suite, "NaN on one rank, blocking: all skip or all stop", test_nan_blocking);
     CU_add_test(suite, "NaN on one rank, sharded: all skip or all stop", test_nan_sharded);
     int status = fixture_run(world_rank);
     MPI_Finalize();

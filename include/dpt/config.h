@@ -36,6 +36,7 @@ typedef enum dpt_progress_mode {
 } dpt_progress_mode;
 
 enum { DPT_NONFINITE_SKIP = 0, DPT_NONFINITE_ABORT = 1 };
+enum { DPT_OVERLAP_OFF = 0, DPT_OVERLAP_ON = 1, DPT_OVERLAP_AUTO = 2 };
 
 typedef struct dpt_config {
     struct {
@@ -66,7 +67,7 @@ typedef struct dpt_config {
         double clip_value;  /* 0: off */
         int nonfinite;      /* DPT_NONFINITE_SKIP or DPT_NONFINITE_ABORT */
         int shard_state;    /* 1: optimizer state sharded over ranks */
-        int overlap;        /* 1: bucketed non-blocking reduction during backward */
+        int overlap;        /* DPT_OVERLAP_OFF, _ON or _AUTO (bucketed non-blocking reduction) */
         double bucket_mb;
     } update;
     struct {

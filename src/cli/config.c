@@ -105,6 +105,7 @@ static const char *schedule_name_at(int i)
 
 static const char *const scaling_names[] = {"none", "linear", NULL};
 static const char *const nonfinite_names[] = {"skip", "abort", NULL};
+static const char *const overlap_names[] = {"false", "true", "auto", NULL};
 static const char *const progress_names[] = {
     [DPT_PROGRESS_AUTO] = "auto", [DPT_PROGRESS_BAR] = "bar",
     [DPT_PROGRESS_LINES] = "lines", [DPT_PROGRESS_NONE] = "none",
@@ -268,9 +269,10 @@ static const key_spec keys[] = {
      .aliases = "zero shard sharded",
      .help = "shard the optimizer state over ranks (reduce-scatter, update a slice, all-gather)",
      .offset = OFF(update.shard_state)},
-    {.section = "optim", .key = "overlap", .type = T_BOOL, .def = "true",
+    {.section = "optim", .key = "overlap", .type = T_ENUM, .def = "auto", .names = overlap_names,
      .aliases = "overlap_comm async",
-     .help = "reduce gradient buckets during the backward pass (non-blocking allreduce)",
+     .help = "reduce gradient buckets during the backward pass (non-blocking allreduce); "
+             "auto: when the last bucket, which cannot overlap, is under half the gradient",
      .offset = OFF(update.overlap)},
     {.section = "optim", .key = "bucket_mb", .type = T_REAL, .flags = F_MIN_OPEN, .def = "1",
      .rmin = 0.0, .rmax = 4096.0, .aliases = "bucket bucket_size",

@@ -63,10 +63,21 @@ dpt_status dpt_update_setup(dpt_trainer *t)
         if (!t->slice_buf) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
     }
     t->sharded = t->cfg->update.shard_state;
-    t->overlapped = t->cfg->update.overlap && !t->sharded && t->comm.size > 1;
+    t->overlapped = t->cfg->update.overlap != DPT_OVERLAP_OFF && !t->sharded && t->comm.size > 1;
     t->last_bad_layer = -1;
     t->fault.step = -1;
-    return t->overlapped ? setup_reducer(t) : DPT_OK;
+    if (!t->overlapped) return DPT_OK;
+    st = setup_reducer(t);
+    if (st != DPT_OK || t->cfg->update.overlap != DPT_OVERLAP_AUTO) return st;
+    /* auto: the last bucket leaves only when backward is over, so it cannot
+     * overlap anything; if it is most of the gradient (an MLP's first layer)
+     * the blocking allreduce, faster than Open MPI's non-blocking one, wins */
+    const dpt_reducer *r = &t->reducer;
+    if (2 * r->bucket_len[r->n_buckets - 1] > t->model.n_params) {
+        dpt_reducer_destroy(&t->reducer);
+        t->overlapped = 0;
+    }
+    return DPT_OK;
 }
 
 void dpt_update_teardown(dpt_trainer *t)
