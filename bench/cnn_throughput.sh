@@ -5,16 +5,9 @@
 # A benchmark, not a test: it reports numbers and asserts nothing.
 #
 #   bash bench/cnn_throughput.sh [STEPS] [REPEATS]     (defaults 300 and 3)
-set -euo pipefail
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 steps=${1:-300}
 repeats=${2:-3}
-build="$top/build/bench-single"
-bash "$top/launch/install-deps.sh" >/dev/null
-bash "$top/launch/build.sh" "$build" -DDPT_PRECISION=single -DDPT_BUILD_TESTS=OFF >/dev/null
-export DPTRAIN="$build/dptrain"
-work=$(mktemp -d /tmp/dpt-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 common=(train "$top/configs/fashion-cnn.ini" --set train.epochs=1000 --set train.max_steps="$steps"
         --set eval.mc_samples=0 --set log.progress=none --set log.every=1000000)
 
@@ -25,7 +18,6 @@ run_once() { # ranks threads -> samples/s
   sed -n 's/.*"type":"final".*"samples_per_s":\([0-9.e+]*\).*/\1/p' "$metrics"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '%-22s %18s   %s\n' "configuration" "median samples/s" "all runs"
 for config in "1 1" "1 2" "2 1"; do

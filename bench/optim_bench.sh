@@ -8,16 +8,9 @@
 #      sharded optimizer state (Adam, a 20M-parameter MLP).
 #
 #   bash bench/optim_bench.sh [MLP_STEPS] [CNN_STEPS]     (defaults 1000 and 100)
-set -euo pipefail
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 mlp_steps=${1:-1000}
 cnn_steps=${2:-100}
-build="$top/build/bench-single"
-bash "$top/launch/install-deps.sh" >/dev/null
-bash "$top/launch/build.sh" "$build" -DDPT_PRECISION=single -DDPT_BUILD_TESTS=OFF >/dev/null
-export DPTRAIN="$build/dptrain"
-work=$(mktemp -d /tmp/dpt-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 
 # run RANKS ARGS... -> the final metrics record on stdout
 run() {
@@ -26,7 +19,6 @@ run() {
     --set log.every=1000000 --set eval.mc_samples=0 --set log.metrics="$work/m.jsonl" >/dev/null
   grep '"type":"final"' "$work/m.jsonl"
 }
-field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
 
 lr_of() { case $1 in adagrad|rmsprop|rmsprop_nesterov|adam|adamw) echo 0.001 ;; *) echo 0.05 ;; esac; }
 

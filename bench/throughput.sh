@@ -8,16 +8,9 @@
 # Each run trains STEPS steps (no evaluation in the timed part) and reads the
 # training samples/s from the run's final metrics record; the median of
 # REPEATS runs is reported.
-set -euo pipefail
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 steps=${1:-2000}
 repeats=${2:-5}
-build="$top/build/bench-single"
-bash "$top/launch/install-deps.sh" >/dev/null
-bash "$top/launch/build.sh" "$build" -DDPT_PRECISION=single -DDPT_BUILD_TESTS=OFF >/dev/null
-export DPTRAIN="$build/dptrain"
-work=$(mktemp -d /tmp/dpt-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 
 run_once() { # ranks threads -> samples/s
   local metrics="$work/m.jsonl"
@@ -27,7 +20,6 @@ run_once() { # ranks threads -> samples/s
   sed -n 's/.*"type":"final".*"samples_per_s":\([0-9.e+]*\).*/\1/p' "$metrics"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '%-22s %18s   %s\n' "configuration" "median samples/s" "all runs"
 for config in "1 2" "2 1"; do

@@ -83,4 +83,14 @@ DPTRAIN_INJECT_NAN=5:1:3 run_ranks 2 "$WORK/out" train --set train.max_steps=20 
 expect_status "NaN on rank 1, nonfinite = skip" 0 "$WORK/out"
 expect_grep "skip warns" "warning: step 5 skipped: non-finite gradient first in layer 3 \(dense\) \(1 skipped so far\)" "$WORK/out"
 
+# per-layer statistics every 10 steps, in the metrics file and on stderr
+run_ranks 2 "$WORK/out" train --set train.max_steps=20 --set log.layer_stats=10 \
+  --set log.metrics="$WORK/stats.jsonl" --set log.progress=lines
+expect_status "layer statistics run" 0 "$WORK/out"
+expect_count "two layer_stats records" '^\{"type":"layer_stats","step":(10|20),' "$WORK/stats.jsonl" 2
+expect_grep "each layer has its norms and update ratio" \
+  '"layers":\[\{"layer":1,"kind":"dense","grad_norm":[0-9.e-]+,"weight_norm":[0-9.e-]+,"update_ratio":[0-9.e-]+' \
+  "$WORK/stats.jsonl"
+expect_grep "layer statistics on stderr" '^layer stats, step 10 ' "$WORK/out"
+
 finish

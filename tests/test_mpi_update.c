@@ -17,6 +17,13 @@
  * rmsprop_nesterov's g / sqrt(r) magnifies those last bits most */
 #define MAX_ABS_DIFF 1e-5
 #endif
+/* a step of 5e-6 measured as the difference of two floats near 0.3 carries
+ * their rounding (~3e-8): relative 1e-2 in single */
+#ifdef DPT_DOUBLE
+#define STEP_REL_TOL 1e-9
+#else
+#define STEP_REL_TOL 1e-2
+#endif
 #define STEPS 15
 
 static int world_rank, world_size;
@@ -150,6 +157,42 @@ static void check_nan(const char *path)
     dpt_trainer_destroy(&t);
 }
 
+/* One SGD step from the same start with clipping: by norm the step is
+ * exactly lr x clip_norm long; by value no element moves more than
+ * lr x clip_value, and the largest moves exactly that. */
+static double one_sgd_step(const char *clip_set, dpt_real *delta, size_t *n)
+{
+    static dpt_config cfg;
+    static dpt_trainer t;
+    const char *sets[] = {"optim.method=sgd", "optim.weight_decay=0", "optim.clip_norm=0", clip_set};
+    fixture_config(&cfg, base_config, sets, 4);
+    dpt_dataset set;
+    fixture_dataset(&set, 103);
+    CU_ASSERT_FATAL(dpt_trainer_create(&t, &cfg, MPI_COMM_WORLD, &set) == DPT_OK);
+    *n = t.model.n_params;
+    memcpy(delta, t.model.params, sizeof(dpt_real) * *n);
+    CU_ASSERT_FATAL(dpt_trainer_step(&t) == DPT_OK);
+    for (size_t i = 0; i < *n; i++) delta[i] = t.model.params[i] - delta[i];
+    double norm = t.grad_norm;
+    dpt_trainer_destroy(&t);
+    dpt_dataset_free(&set);
+    return norm;
+}
+
+static void test_clipping(void)
+{
+    static dpt_real delta[1024];
+    size_t n;
+    double grad_norm = one_sgd_step("optim.clip_norm=0.01", delta, &n);
+    double step = 0, largest = 0;
+    for (size_t i = 0; i < n; i++) step += (double)delta[i] * delta[i];
+    CU_ASSERT(grad_norm > 0.01); /* so that clipping acted */
+    CU_ASSERT_DOUBLE_EQUAL(sqrt(step), 0.05 * 0.01, STEP_REL_TOL * 0.05 * 0.01);
+    one_sgd_step("optim.clip_value=0.0001", delta, &n);
+    for (size_t i = 0; i < n; i++) largest = fmax(largest, fabs((double)delta[i]));
+    CU_ASSERT_DOUBLE_EQUAL(largest, 0.05 * 0.0001, STEP_REL_TOL * 0.05 * 0.0001);
+}
+
 static void test_nan_overlapped(void) { check_nan("overlap"); }
 static void test_nan_blocking(void) { check_nan("blocking"); }
 static void test_nan_sharded(void) { check_nan("sharded"); }
@@ -169,6 +212,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "rmsprop_nesterov", test_rmsprop_nesterov);
     CU_add_test(suite, "adam", test_adam);
     CU_add_test(suite, "adamw", test_adamw);
+    CU_add_test(suite, "clipping by norm and by value", test_clipping);
     CU_add_test(suite, "NaN on one rank, overlapped: all skip or all stop", test_nan_overlapped);
     CU_add_test(suite, "NaN on one rank, blocking: all skip or all stop", test_nan_blocking);
     CU_add_test(suite, "NaN on one rank, sharded: all skip or all stop", test_nan_sharded);
