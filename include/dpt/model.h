@@ -200,6 +200,35 @@ const dpt_real *dpt_model_head_output(const dpt_model *model, int h);
 /* The label of head h for a data-set label (-1 if the head's map lacks it). */
 int dpt_model_head_label(const dpt_model *model, int h, int data_label);
 
+/* ---------------------------------------------------------------- curvature
+ * Products of a vector v[n_params] with the curvature of the weighted loss
+ * SUM over a batch (the same sum the gradient is of):
+ *   DPT_CURV_HESSIAN       Hv, the exact Hessian, by Pearlmutter's (1994)
+ *                          R-operator: an R-forward pass, then a backward
+ *                          pass of the gradient and its R-derivative;
+ *   DPT_CURV_GAUSS_NEWTON  Gv = J^T H_L J v (Schraudolph 2002), positive
+ *                          semi-definite: R-forward to J v at the outputs,
+ *                          the loss Hessian H_L, an ordinary backward pass.
+ * Layers supported: dense, conv, activations, flatten (others give
+ * DPT_ERR_ARG). No MPI: a distributed oracle sums the products over ranks. */
+typedef enum dpt_curvature_kind { DPT_CURV_HESSIAN = 0, DPT_CURV_GAUSS_NEWTON } dpt_curvature_kind;
+
+typedef struct dpt_curvature_ws {
+    dpt_real *racts;      /* R{layer outputs}, laid out like model->acts */
+    dpt_real *d[2], *rd[2]; /* gradient and its R-derivative, ping-pong [max_batch][widest] */
+    dpt_real *tmp;        /* [max_batch][widest] */
+    dpt_real *trunk_d, *trunk_rd; /* summed over heads at the trunk output */
+} dpt_curvature_ws;
+
+dpt_status dpt_curvature_ws_create(dpt_curvature_ws *ws, const dpt_model *model);
+void dpt_curvature_ws_destroy(dpt_curvature_ws *ws);
+
+/* out[n_params] += (H or G) v for the batch x[B], labels[B]; B <= max_batch.
+ * Also runs the forward pass (running batch-norm statistics, no dropout). */
+dpt_status dpt_model_curvature_product(dpt_model *model, dpt_curvature_ws *ws, const dpt_real *x,
+                                       const uint8_t *labels, int B, const dpt_real *v,
+                                       dpt_real *out, dpt_curvature_kind kind);
+
 /* Forward FLOPs per sample of the whole model. */
 double dpt_model_flops_per_sample(const dpt_model *model);
 
