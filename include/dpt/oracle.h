@@ -1,0 +1,50 @@
+/* dpt/oracle.h - the distributed "oracle" of the second-order path.
+ *
+ * For one fixed batch (the whole training set, or a range of it) it returns
+ * the objective
+ *     f(theta) = (1/N) sum_i loss_i(theta) + (l2 / 2) |W|^2   (weights only)
+ * its gradient, and curvature-vector products (Hessian or Gauss-Newton) of
+ * the same objective, each rank evaluating its share of the batch and the
+ * sums reduced over ranks: every rank receives identical values, so that
+ * solvers running on every rank take identical decisions. Curvature may use
+ * a subsample of the batch (Martens 2010: the gradient stays exact). Every
+ * call is collective.
+ */
+#ifndef DPT_ORACLE_H
+#define DPT_ORACLE_H
+
+#include "dpt/data.h"
+#include "dpt/dist.h"
+#include "dpt/model.h"
+
+typedef struct dpt_oracle {
+    dpt_comm comm;
+    dpt_model *model;          /* borrowed; its params are set to each query point */
+    const dpt_dataset *set;    /* borrowed */
+    size_t lo, count;          /* this rank's samples [lo, lo + count) of the set */
+    size_t curv_count;         /* of which the first curv_count give curvature */
+    double n_total, n_curv;    /* samples over all ranks: all, and for curvature */
+    double l2;
+    unsigned char *is_weight;  /* [n_params] 1 for weights, 0 for biases and batch-norm */
+    dpt_real *batch_x;         /* [max_batch][features] */
+    uint8_t *batch_y;
+    uint32_t *index;
+    dpt_curvature_ws ws;
+    long evals, products;      /* calls so far */
+} dpt_oracle;
+
+/* The batch is samples [batch_lo, batch_lo + batch_n) of set, split over
+ * the ranks of comm; curvature_fraction in (0, 1] of every rank's share
+ * gives the curvature subsample. */
+dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, const dpt_dataset *set,
+                             size_t batch_lo, size_t batch_n, double curvature_fraction, double l2);
+void dpt_oracle_destroy(dpt_oracle *o);
+
+/* f and g[n_params] at theta. */
+dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f, dpt_real *g);
+/* out[n_params] = (C + l2 I_W) v at theta, C the Hessian or the Gauss-Newton
+ * matrix of the mean loss over the curvature subsample. */
+dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_real *v,
+                                dpt_real *out, dpt_curvature_kind kind);
+
+#endif /* DPT_ORACLE_H */
