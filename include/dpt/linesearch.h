@@ -18,7 +18,7 @@
  * pure functions of the parameters and of the values the callback returns
  * (no randomness, no clock, no state kept between calls), so every rank
  * that receives the same values evaluates the same steps in the same order
- * and returns the same result, bit for bit.
+ * and returns the same result, bit for bit (given the same binary).
  *
  * Status contract, common to the searches:
  *   DPT_OK           the search met its goal (see each function);
@@ -50,7 +50,9 @@
 
 /* Evaluates phi(alpha) and phi'(alpha) into *phi and *dphi. Returns DPT_OK,
  * or a failure status (after DPT_FAIL) which the search passes on. Non-finite
- * values are allowed: the searches treat them as "step too long". */
+ * values are allowed: More-Thuente stops at one (DPT_ERR_NUMERIC), Armijo
+ * backtracking, also as the fallback of dpt_linesearch, treats it as a step
+ * without sufficient decrease (too long). */
 typedef dpt_status (*dpt_phi_fn)(void *user, double alpha, double *phi, double *dphi);
 
 typedef struct dpt_linesearch_params {
