@@ -213,31 +213,24 @@ static dpt_status read_body(idx_source *src, const char *path, dpt_idx *idx)
     return DPT_OK;
 }
 
-dpt_status dpt_idx_read(dpt_idx *idx, const char *path)
+/* The header, and the body too if with_body. */
+static dpt_status read_idx(dpt_idx *idx, const char *path, int with_body)
 {
     memset(idx, 0, sizeof *idx);
-    idx_source *src = malloc(sizeof *src);
+    idx_source *src = malloc(sizeof *src); /* 64 KiB input buffer: not on the stack */
     if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", path);
     dpt_status st = source_open(src, path);
     if (st == DPT_OK) st = read_header(src, path, idx);
-    if (st == DPT_OK) st = read_body(src, path, idx);
+    if (st == DPT_OK && with_body) st = read_body(src, path, idx);
     source_close(src);
     free(src);
     if (st != DPT_OK) dpt_idx_free(idx);
     return st;
 }
 
-dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path)
-{
-    memset(idx, 0, sizeof *idx);
-    idx_source *src = malloc(sizeof *src);
-    if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", path);
-    dpt_status st = source_open(src, path);
-    if (st == DPT_OK) st = read_header(src, path, idx);
-    source_close(src);
-    free(src);
-    return st;
-}
+dpt_status dpt_idx_read(dpt_idx *idx, const char *path) { return read_idx(idx, path, 1); }
+
+dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path) { return read_idx(idx, path, 0); }
 
 void dpt_idx_sample_shape(const dpt_idx *idx, int shape[3])
 {
