@@ -74,34 +74,49 @@ dpt_status dpt_conv_geom_init(dpt_conv_geom *g, int in_c, int in_h, int in_w, in
 
 /* ---------------------------------------------------------------- im2col / col2im */
 
+/* The output columns [*lo, *hi) whose input column x = ox stride - pad_left
+ * + j dilation lies inside the image: the rest read padding. */
+static void valid_columns(const dpt_conv_geom *g, int j, int *lo, int *hi)
+{
+    int x0 = j * g->dilation - g->pad_left; /* x of ox = 0 */
+    *lo = x0 >= 0 ? 0 : (-x0 + g->stride - 1) / g->stride;
+    int last = g->in_w - 1 - x0;            /* largest ox stride with x < in_w */
+    *hi = last < 0 ? 0 : last / g->stride + 1;
+    if (*hi > g->out_w) *hi = g->out_w;
+    if (*lo > *hi) *lo = *hi;
+}
+
 /* One im2col row (kernel offset i, j of one channel plane): dst[out_h][out_w]. */
 static void im2col_row(dpt_real *dst, const dpt_real *plane, const dpt_conv_geom *g, int i, int j)
 {
+    int lo, hi;
+    valid_columns(g, j, &lo, &hi);
+    const int x0 = j * g->dilation - g->pad_left, stride = g->stride;
     for (int oy = 0; oy < g->out_h; oy++, dst += g->out_w) {
         int y = oy * g->stride - g->pad_top + i * g->dilation;
         if (y < 0 || y >= g->in_h) {
             memset(dst, 0, sizeof(dpt_real) * g->out_w);
             continue;
         }
-        const dpt_real *src = plane + (size_t)y * g->in_w;
-        for (int ox = 0; ox < g->out_w; ox++) {
-            int x = ox * g->stride - g->pad_left + j * g->dilation;
-            dst[ox] = (x >= 0 && x < g->in_w) ? src[x] : 0;
-        }
+        const dpt_real *row = plane + (size_t)y * g->in_w; /* x0 + ox stride >= 0 in [lo, hi) */
+        for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
+        if (stride == 1 && hi > lo) memcpy(dst + lo, row + x0 + lo, sizeof(dpt_real) * (size_t)(hi - lo));
+        else for (int ox = lo; ox < hi; ox++) dst[ox] = row[x0 + ox * stride];
+        for (int ox = hi; ox < g->out_w; ox++) dst[ox] = 0;
     }
 }
 
 /* The adjoint of im2col_row: scatter-add one row back into the plane. */
 static void col2im_row(dpt_real *plane, const dpt_real *src, const dpt_conv_geom *g, int i, int j)
 {
+    int lo, hi;
+    valid_columns(g, j, &lo, &hi);
+    const int x0 = j * g->dilation - g->pad_left, stride = g->stride;
     for (int oy = 0; oy < g->out_h; oy++, src += g->out_w) {
         int y = oy * g->stride - g->pad_top + i * g->dilation;
         if (y < 0 || y >= g->in_h) continue;
-        dpt_real *dst = plane + (size_t)y * g->in_w;
-        for (int ox = 0; ox < g->out_w; ox++) {
-            int x = ox * g->stride - g->pad_left + j * g->dilation;
-            if (x >= 0 && x < g->in_w) dst[x] += src[ox];
-        }
+        dpt_real *row = plane + (size_t)y * g->in_w;
+        for (int ox = lo; ox < hi; ox++) row[x0 + ox * stride] += src[ox];
     }
 }
 
