@@ -1,0 +1,93 @@
+/* dpt/solve.h - second-order (full-batch) solvers on the distributed oracle.
+ *
+ * dpt_solve minimises the oracle's objective f(theta) (dpt/oracle.h) with
+ *   L-BFGS           Nocedal & Wright, Numerical Optimization (2nd ed.),
+ *                    algorithm 7.5 with the two-loop recursion 7.4;
+ *   nonlinear CG     Polak-Ribiere+ or Fletcher-Reeves (N&W section 5.2,
+ *                    eqs. 5.41a, 5.44, restarts eq. 5.52);
+ *   Newton-CG        Hessian-free with Levenberg-Marquardt damping (Martens,
+ *                    "Deep learning via Hessian-free optimization", ICML 2010).
+ *
+ * Every vector is the full n_params vector, replicated on every rank. The
+ * oracle returns identical reduced values on every rank, and the solvers
+ * branch only on those values and on deterministic arithmetic on them, so
+ * all ranks take the same steps. Every call of dpt_solve is collective.
+ */
+#ifndef DPT_SOLVE_H
+#define DPT_SOLVE_H
+
+#include "dpt/linesearch.h"
+#include "dpt/oracle.h"
+
+typedef enum dpt_solve_method {
+    DPT_SOLVE_LBFGS = 0,
+    DPT_SOLVE_CG_PR,     /* nonlinear CG, Polak-Ribiere+ */
+    DPT_SOLVE_CG_FR,     /* nonlinear CG, Fletcher-Reeves */
+    DPT_SOLVE_NEWTON_CG  /* Hessian-free truncated Newton */
+} dpt_solve_method;
+
+typedef enum dpt_solve_stop {
+    DPT_SOLVE_STOP_NONE = 0,   /* not stopped (or an error status was returned) */
+    DPT_SOLVE_STOP_GTOL,       /* ||g||_inf <= gtol max(1, ||x||_inf) */
+    DPT_SOLVE_STOP_FTOL,       /* (f_prev - f) <= ftol max(1, |f_prev|) */
+    DPT_SOLVE_STOP_MAX_ITER,
+    DPT_SOLVE_STOP_MAX_EVALS,  /* oracle calls (evals + products) >= max_evals */
+    DPT_SOLVE_STOP_LINESEARCH  /* no step along the (steepest-descent) direction decreased f */
+} dpt_solve_stop;
+
+/* Fixed name of a stopping reason, e.g. "gradient tolerance". */
+const char *dpt_solve_stop_name(dpt_solve_stop stop);
+
+typedef struct dpt_solve_params {
+    dpt_solve_method method;
+    int max_iter;             /* iterations, >= 0 (default 1000) */
+    long max_evals;           /* oracle calls, evals + products, >= 1 (default 100000);
+                                 checked between iterations */
+    double gtol;              /* default 1e-5 */
+    double ftol;              /* default 10 DPT_REAL_EPS; 0 stops only when f does not decrease */
+    dpt_linesearch_params ls; /* dpt_linesearch_params_init; for CG the driver uses c2 = 0.1
+                                 when c2 is left at the default 0.9 */
+    /* L-BFGS */
+    int lbfgs_m;              /* stored pairs, >= 1 (default 10) */
+    /* Newton-CG */
+    int cg_max_iter;          /* linear CG iterations per step, >= 1 (default 250) */
+    double lambda0;           /* initial damping, >= 0 (default 1.0) */
+    double cg_eps;            /* Martens' relative-progress tolerance (default 5e-4) */
+    double warm_decay;        /* warm start d0 = warm_decay d_prev, in [0, 1] (default 0.95) */
+    dpt_curvature_kind curvature; /* default DPT_CURV_GAUSS_NEWTON */
+} dpt_solve_params;
+
+void dpt_solve_params_init(dpt_solve_params *p);
+
+/* What the per-iteration callback sees (after each accepted iteration). */
+typedef struct dpt_solve_iter {
+    int iter;            /* 1, 2, ... */
+    double f;            /* objective after the iteration */
+    double gnorm_inf;    /* ||g||_inf after the iteration */
+    double step;         /* line-search step length alpha */
+    long oracle_calls;   /* evals + products so far in this dpt_solve call */
+    double lambda;       /* Newton-CG damping after this step's LM update (0 otherwise) */
+    int cg_iters;        /* Newton-CG linear CG iterations of this step (0 otherwise) */
+} dpt_solve_iter;
+
+typedef struct dpt_solve_report {
+    int iterations;
+    long evals, products;     /* oracle calls made by this dpt_solve call */
+    double f, gnorm_inf;      /* at the returned theta */
+    dpt_solve_stop reason;
+    const char *reason_name;  /* dpt_solve_stop_name(reason) */
+    char detail[256];         /* e.g. the line search's message when it failed */
+} dpt_solve_report;
+
+typedef void (*dpt_solve_iter_fn)(const dpt_solve_iter *it, void *user);
+
+/* Minimises f from theta[n_params] (in: start, out: the last accepted
+ * iterate, also on a stopping rule or a line-search failure). Collective.
+ * DPT_OK when a stopping rule ended the run (report->reason says which);
+ * DPT_ERR_ARG for bad parameters; DPT_ERR_NOMEM; DPT_ERR_NUMERIC for a
+ * non-finite f or gradient at the start; an oracle status passed on.
+ * report and on_iter may be NULL. */
+dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
+                     dpt_solve_report *report, dpt_solve_iter_fn on_iter, void *user);
+
+#endif /* DPT_SOLVE_H */

@@ -1,0 +1,247 @@
+/* The solver driver: parameters, work vectors, the line-search callback
+ * shared by the methods, and the stopping rules. The methods' iterations
+ * are in lbfgs.c, ncg.c and newton_cg.c.
+ *
+ * Determinism: every branch below depends only on the parameters and on
+ * oracle outputs (identical on every rank) and arithmetic on them. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const stop_names[] = {
+    [DPT_SOLVE_STOP_NONE] = "not stopped",
+    [DPT_SOLVE_STOP_GTOL] = "gradient tolerance",
+    [DPT_SOLVE_STOP_FTOL] = "relative decrease of f below ftol",
+    [DPT_SOLVE_STOP_MAX_ITER] = "iteration limit",
+    [DPT_SOLVE_STOP_MAX_EVALS] = "oracle call limit",
+    [DPT_SOLVE_STOP_LINESEARCH] = "line search found no decrease",
+};
+
+const char *dpt_solve_stop_name(dpt_solve_stop stop)
+{
+    if ((unsigned)stop >= sizeof stop_names / sizeof stop_names[0]) return "unknown";
+    return stop_names[stop];
+}
+
+void dpt_solve_params_init(dpt_solve_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->method = DPT_SOLVE_LBFGS;
+    p->max_iter = 1000;
+    p->max_evals = 100000;
+    p->gtol = 1e-5;
+    p->ftol = 10 * DPT_REAL_EPS;
+    dpt_linesearch_params_init(&p->ls);
+    p->lbfgs_m = 10;
+    p->cg_max_iter = 250;
+    p->lambda0 = 1.0;
+    p->cg_eps = 5e-4;
+    p->warm_decay = 0.95;
+    p->curvature = DPT_CURV_GAUSS_NEWTON;
+}
+
+/* ================================================================ helpers */
+
+double dpt_solve_norm_inf(const dpt_real *v, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)v[i]));
+    return m;
+}
+
+double dpt_solve_norm2(const dpt_real *v, size_t n) { return sqrt(dpt_dot_acc((int)n, v, v)); }
+
+/* phi(alpha) = f(x + alpha d), phi'(alpha) = g(x + alpha d) . d */
+dpt_status dpt_solve_phi(void *user, double alpha, double *phi, double *dphi)
+{
+    dpt_solve_ctx *c = user;
+    const dpt_real a = (dpt_real)alpha;
+    for (size_t i = 0; i < c->n; i++) c->xt[i] = c->x[i] + a * c->d[i];
+    dpt_status st = dpt_oracle_value_grad(c->o, c->xt, phi, c->gt);
+    if (st != DPT_OK) return st;
+    *dphi = dpt_dot_acc((int)c->n, c->gt, c->d);
+    if (c->ls_calls++ == 0) c->ls_first_phi = *phi;
+    c->ls_last_alpha = alpha;
+    return DPT_OK;
+}
+
+static void swap_vec(dpt_real **a, dpt_real **b)
+{
+    dpt_real *t = *a;
+    *a = *b, *b = t;
+}
+
+dpt_status dpt_solve_accept(dpt_solve_ctx *c, const dpt_linesearch_result *res)
+{
+    if (res->alpha != c->ls_last_alpha) { /* the search ended on an earlier trial */
+        double phi, dphi;
+        dpt_status st = dpt_solve_phi(c, res->alpha, &phi, &dphi);
+        if (st != DPT_OK) return st;
+    }
+    swap_vec(&c->x, &c->xt);
+    swap_vec(&c->g, &c->gt);
+    c->f = res->phi;
+    c->step = res->alpha;
+    return DPT_OK;
+}
+
+dpt_status dpt_solve_search(dpt_solve_ctx *c, dpt_solve_search_fn search, double dphi0,
+                            double alpha_init, dpt_linesearch_result *res, int *ok)
+{
+    const dpt_linesearch_params *lp = &c->p.ls;
+    if (!(dphi0 < 0))
+        return DPT_FAIL(DPT_ERR_ARG, "solve: not a descent direction (g.d = %g)", dphi0);
+    double a0 = fmin(fmax(alpha_init, lp->alpha_min), lp->alpha_max);
+    if (!(a0 > 0) || !isfinite(a0)) a0 = 1;
+    c->ls_calls = 0;
+    c->ls_last_alpha = -1;
+    dpt_status st = search(dpt_solve_phi, c, c->f, dphi0, a0, lp, res);
+    *ok = st == DPT_OK && res->alpha > 0;
+    if (st == DPT_ERR_NUMERIC) {
+        snprintf(c->detail, sizeof c->detail, "%s", dpt_error_message());
+        return DPT_OK;
+    }
+    return st;
+}
+
+/* ================================================================ driver */
+
+static dpt_status check_params(const dpt_solve_params *p)
+{
+    if ((unsigned)p->method > DPT_SOLVE_NEWTON_CG)
+        return DPT_FAIL(DPT_ERR_ARG, "solve: unknown method %d", (int)p->method);
+    if (p->max_iter < 0 || p->max_evals < 1)
+        return DPT_FAIL(DPT_ERR_ARG, "solve: max_iter %d and max_evals %ld must be >= 0 and >= 1",
+                        p->max_iter, p->max_evals);
+    if (!(p->gtol >= 0) || !(p->ftol >= 0))
+        return DPT_FAIL(DPT_ERR_ARG, "solve: gtol %g and ftol %g must be >= 0", p->gtol, p->ftol);
+    if (p->method == DPT_SOLVE_LBFGS && p->lbfgs_m < 1)
+        return DPT_FAIL(DPT_ERR_ARG, "solve: lbfgs memory %d must be >= 1", p->lbfgs_m);
+    if (p->method == DPT_SOLVE_NEWTON_CG &&
+        (p->cg_max_iter < 1 || !(p->lambda0 >= 0) || !(p->cg_eps > 0) ||
+         !(p->warm_decay >= 0 && p->warm_decay <= 1) ||
+         (p->curvature != DPT_CURV_HESSIAN && p->curvature != DPT_CURV_GAUSS_NEWTON)))
+        return DPT_FAIL(DPT_ERR_ARG,
+                        "solve: Newton-CG needs cg_max_iter >= 1 (%d), lambda0 >= 0 (%g), "
+                        "cg_eps > 0 (%g), warm_decay in [0, 1] (%g), a known curvature kind",
+                        p->cg_max_iter, p->lambda0, p->cg_eps, p->warm_decay);
+    return DPT_OK;
+}
+
+/* One block for every vector of the run: x, g, xt, gt, d, and per method
+ * four work vectors (Newton-CG) or the L-BFGS history 2 m n. */
+static dpt_status alloc_ctx(dpt_solve_ctx *c)
+{
+    size_t n = c->n, nvec = 5, m = 0;
+    if (c->p.method == DPT_SOLVE_NEWTON_CG) nvec += 4;
+    if (c->p.method == DPT_SOLVE_LBFGS) m = (size_t)c->p.lbfgs_m;
+    dpt_real *block = malloc(sizeof(dpt_real) * n * (nvec + 2 * m) + 1);
+    double *dbl = malloc(sizeof(double) * (2 * m + (size_t)c->p.cg_max_iter + 1));
+    if (!block || !dbl) {
+        free(block), free(dbl);
+        return DPT_FAIL(DPT_ERR_NOMEM, "solve: out of memory for %zu vectors of %zu parameters",
+                        nvec + 2 * m, n);
+    }
+    dpt_real **vec[] = {&c->x, &c->g, &c->xt, &c->gt, &c->d, &c->w1, &c->w2, &c->w3, &c->w4};
+    for (size_t i = 0; i < nvec; i++) *vec[i] = block + i * n;
+    c->mem = (dpt_lbfgs_mem){.n = n, .m = (int)m, .s = block + nvec * n,
+                             .y = block + (nvec + m) * n, .rho = dbl, .alpha = dbl + m};
+    c->phi_hist = dbl + 2 * m;
+    return DPT_OK;
+}
+
+static dpt_solve_stop check_stop(const dpt_solve_ctx *c, double f_prev, long calls)
+{
+    double gmax = dpt_solve_norm_inf(c->g, c->n);
+    if (gmax <= c->p.gtol * fmax(1.0, dpt_solve_norm_inf(c->x, c->n))) return DPT_SOLVE_STOP_GTOL;
+    if (c->iter > 0 && f_prev - c->f <= c->p.ftol * fmax(1.0, fabs(f_prev)))
+        return DPT_SOLVE_STOP_FTOL;
+    if (c->iter >= c->p.max_iter) return DPT_SOLVE_STOP_MAX_ITER;
+    if (calls >= c->p.max_evals) return DPT_SOLVE_STOP_MAX_EVALS;
+    return DPT_SOLVE_STOP_NONE;
+}
+
+static dpt_status method_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
+{
+    switch (c->p.method) {
+    case DPT_SOLVE_LBFGS: return dpt_solve_lbfgs_step(c, stop);
+    case DPT_SOLVE_NEWTON_CG: return dpt_solve_newton_cg_step(c, stop);
+    default: return dpt_solve_ncg_step(c, stop);
+    }
+}
+
+static long calls_since(const dpt_oracle *o, long e0, long p0) { return o->evals - e0 + o->products - p0; }
+
+/* The iteration loop: stopping rules (checked before each iteration), one
+ * method step, the callback. */
+static dpt_status run(dpt_solve_ctx *c, dpt_solve_stop *stop, dpt_solve_iter_fn on_iter, void *user)
+{
+    const long e0 = c->o->evals, p0 = c->o->products;
+    dpt_status st = dpt_oracle_value_grad(c->o, c->x, &c->f, c->g);
+    if (st != DPT_OK) return st;
+    if (!isfinite(c->f) || !isfinite(dpt_solve_norm_inf(c->g, c->n)))
+        return DPT_FAIL(DPT_ERR_NUMERIC, "solve: non-finite f (%g) or gradient at the start", c->f);
+    double f_prev = c->f;
+    while ((*stop = check_stop(c, f_prev, calls_since(c->o, e0, p0))) == DPT_SOLVE_STOP_NONE) {
+        f_prev = c->f;
+        c->cg_iters = 0;
+        st = method_step(c, stop);
+        if (st != DPT_OK || *stop != DPT_SOLVE_STOP_NONE) return st;
+        c->iter++;
+        if (on_iter) {
+            dpt_solve_iter it = {.iter = c->iter, .f = c->f, .gnorm_inf = dpt_solve_norm_inf(c->g, c->n),
+                                 .step = c->step, .oracle_calls = calls_since(c->o, e0, p0),
+                                 .lambda = c->lambda, .cg_iters = c->cg_iters};
+            on_iter(&it, user);
+        }
+    }
+    return DPT_OK;
+}
+
+static void fill_report(const dpt_solve_ctx *c, dpt_solve_stop stop, long e0, long p0,
+                        dpt_solve_report *r)
+{
+    if (!r) return;
+    memset(r, 0, sizeof *r);
+    r->iterations = c->iter;
+    r->evals = c->o->evals - e0;
+    r->products = c->o->products - p0;
+    r->f = c->f;
+    r->gnorm_inf = c->g ? dpt_solve_norm_inf(c->g, c->n) : NAN;
+    r->reason = stop;
+    r->reason_name = dpt_solve_stop_name(stop);
+    snprintf(r->detail, sizeof r->detail, "%s", c->detail);
+}
+
+dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
+                     dpt_solve_report *report, dpt_solve_iter_fn on_iter, void *user)
+{
+    if (!o || !o->model || !theta || !p) return DPT_FAIL(DPT_ERR_ARG, "solve: NULL argument");
+    dpt_status st = check_params(p);
+    if (st != DPT_OK) return st;
+    dpt_solve_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o = o;
+    c.p = *p;
+    c.n = o->model->n_params;
+    c.lambda = p->method == DPT_SOLVE_NEWTON_CG ? p->lambda0 : 0;
+    /* CG needs a more accurate line search (N&W section 5.2: c2 = 0.1) */
+    if ((p->method == DPT_SOLVE_CG_PR || p->method == DPT_SOLVE_CG_FR) && p->ls.c2 == 0.9) c.p.ls.c2 = 0.1;
+    const long e0 = o->evals, p0 = o->products;
+    dpt_solve_stop stop = DPT_SOLVE_STOP_NONE;
+    dpt_real *block = NULL;
+    st = alloc_ctx(&c);
+    if (st != DPT_OK) goto cleanup;
+    block = c.x; /* the swaps below permute the pointers inside the block */
+    memcpy(c.x, theta, sizeof(dpt_real) * c.n);
+    st = run(&c, &stop, on_iter, user);
+    if (st == DPT_OK) memcpy(theta, c.x, sizeof(dpt_real) * c.n);
+    fill_report(&c, st == DPT_OK ? stop : DPT_SOLVE_STOP_NONE, e0, p0, report);
+cleanup:
+    free(block);
+    free(c.mem.rho);
+    return st;
+}
