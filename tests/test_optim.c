@@ -949,14 +949,14 @@ static void test_optimizer_follows_warmup(void)
 
 /* Moment vectors per method: sgd none; momentum, nesterov: v; adagrad,
  * rmsprop: r; rmsprop_nesterov: v and r; adam, adamw: s and r. */
-static const int n_first[DPT_OPTIM_COUNT_] = {0, 1, 1, 0, 0, 1, 1, 1};
-static const int n_second[DPT_OPTIM_COUNT_] = {0, 0, 0, 1, 1, 1, 1, 1};
+static const int n_first[DPT_OPTIM_LBFGS] = {0, 1, 1, 0, 0, 1, 1, 1};
+static const int n_second[DPT_OPTIM_LBFGS] = {0, 0, 0, 1, 1, 1, 1, 1};
 
 /* dpt_optimizer_state_bytes = (vectors kept) x n x sizeof(dpt_real), and
  * the vectors kept start at zero; an empty slice holds no state. */
 static void test_state_bytes(void)
 {
-    for (int m = 0; m < DPT_OPTIM_COUNT_; m++) {
+    for (int m = 0; m < DPT_OPTIM_LBFGS; m++) { /* the first-order methods */
         dpt_optim_params p = make_params((dpt_optim_method)m, 0.1, 0.9, 0.0);
         dpt_optimizer opt;
         CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&opt, &p, 10), DPT_OK);
@@ -1029,7 +1029,7 @@ static void check_slices(dpt_optim_method m)
 
 static void test_slices_equal_whole(void)
 {
-    for (int m = 0; m < DPT_OPTIM_COUNT_; m++) check_slices((dpt_optim_method)m);
+    for (int m = 0; m < DPT_OPTIM_LBFGS; m++) check_slices((dpt_optim_method)m);
 }
 
 /* ================================================================ parameters */
@@ -1159,9 +1159,17 @@ static void test_params_defaults_and_names(void)
     CU_ASSERT_EQUAL(p.gamma, 0.1);
     CU_ASSERT_EQUAL(p.warmup_steps, 0);
     static const char *const methods[DPT_OPTIM_COUNT_] = {
-        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam", "adamw"};
-    for (int m = 0; m < DPT_OPTIM_COUNT_; m++)
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam", "adamw",
+        "lbfgs", "cg", "cg_fr", "newton_cg"};
+    for (int m = 0; m < DPT_OPTIM_COUNT_; m++) {
         CU_ASSERT_STRING_EQUAL(dpt_optim_method_name((dpt_optim_method)m), methods[m]);
+        CU_ASSERT_EQUAL(dpt_optim_is_second_order((dpt_optim_method)m), m >= DPT_OPTIM_LBFGS);
+    }
+    /* second-order methods are not step rules: the optimizer refuses them */
+    dpt_optim_params second = p;
+    second.method = DPT_OPTIM_LBFGS;
+    dpt_optimizer refused;
+    CU_ASSERT_EQUAL(dpt_optimizer_create(&refused, &second, 4), DPT_ERR_ARG);
     CU_ASSERT_STRING_EQUAL(dpt_optim_method_name(DPT_OPTIM_COUNT_), "?");
     CU_ASSERT_STRING_EQUAL(dpt_schedule_name(DPT_SCHED_STEP), "step");
     CU_ASSERT_STRING_EQUAL(dpt_schedule_name(DPT_SCHED_EXPONENTIAL), "exponential");

@@ -25,6 +25,7 @@
 #include "dpt/model.h"
 #include "dpt/nn.h"
 #include "dpt/optim.h"
+#include "dpt/solve.h"
 
 #define DPT_PATH_MAX 1024
 
@@ -69,7 +70,11 @@ typedef struct dpt_config {
         int shard_state;    /* 1: optimizer state sharded over ranks */
         int overlap;        /* DPT_OVERLAP_OFF, _ON or _AUTO (bucketed non-blocking reduction) */
         double bucket_mb;
+        double curvature_fraction; /* newton_cg: share of the batch for curvature */
     } update;
+    /* [optim] keys of the second-order methods (lbfgs, cg, cg_fr, newton_cg):
+     * the full training set is the batch; solve.method follows optim.method */
+    dpt_solve_params solve;
     struct {
         int mc_samples;   /* 0: off; K: also evaluate with K Monte Carlo dropout passes */
     } eval;

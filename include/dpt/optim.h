@@ -25,6 +25,12 @@ typedef enum dpt_optim_method {
     DPT_OPTIM_RMSPROP_NESTEROV, /* algorithm 8.6 */
     DPT_OPTIM_ADAM,             /* algorithm 8.7 */
     DPT_OPTIM_ADAMW,            /* 8.7 with decoupled weight decay (Loshchilov & Hutter 2019) */
+    /* second-order, full batch: run by the trainer through src/solve, not
+     * by dpt_optimizer_step (which refuses them) */
+    DPT_OPTIM_LBFGS,            /* Nocedal & Wright algorithm 7.5 */
+    DPT_OPTIM_CG,               /* nonlinear CG, Polak-Ribiere+ */
+    DPT_OPTIM_CG_FR,            /* nonlinear CG, Fletcher-Reeves */
+    DPT_OPTIM_NEWTON_CG,        /* Hessian-free Newton-CG (Martens 2010) */
     DPT_OPTIM_COUNT_
 } dpt_optim_method;
 
@@ -39,6 +45,8 @@ typedef enum dpt_schedule_kind {
 } dpt_schedule_kind;
 
 const char *dpt_optim_method_name(dpt_optim_method method);
+/* 1 for the full-batch second-order methods (lbfgs, cg, cg_fr, newton_cg). */
+int dpt_optim_is_second_order(dpt_optim_method method);
 const char *dpt_schedule_name(dpt_schedule_kind kind);
 
 typedef struct dpt_optim_params {

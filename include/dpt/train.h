@@ -120,6 +120,13 @@ typedef struct dpt_run_report {
     size_t peak_rss_bytes;     /* this rank's peak resident memory */
 } dpt_run_report;
 
+/* A second-order run ([optim] method lbfgs, cg, cg_fr, newton_cg): the
+ * full training set is the batch of the distributed oracle, the solver runs
+ * to its stopping rule, rank 0 logs every iteration; then the test set is
+ * evaluated. Collective. */
+dpt_status dpt_trainer_solve(dpt_trainer *trainer, const dpt_dataset *test_set,
+                             dpt_run_report *report);
+
 /* The whole run: epochs of steps, test evaluation after each epoch, progress
  * and metrics from rank 0. Collective. */
 dpt_status dpt_trainer_run(dpt_trainer *trainer, const dpt_dataset *test_set,

@@ -106,6 +106,7 @@ static const char *schedule_name_at(int i)
 static const char *const scaling_names[] = {"none", "linear", NULL};
 static const char *const nonfinite_names[] = {"skip", "abort", NULL};
 static const char *const overlap_names[] = {"false", "true", "auto", NULL};
+static const char *const curvature_names[] = {"hessian", "gauss_newton", NULL};
 static const char *const progress_names[] = {
     [DPT_PROGRESS_AUTO] = "auto", [DPT_PROGRESS_BAR] = "bar",
     [DPT_PROGRESS_LINES] = "lines", [DPT_PROGRESS_NONE] = "none",
@@ -126,6 +127,7 @@ _Static_assert(sizeof(dpt_init_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_optim_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_progress_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(dpt_curvature_kind) == sizeof(int), "enum size");
 
 #define LAYERS_EXAMPLE "512 relu, 256 relu, 10"
 #define OFF(field) offsetof(dpt_config, field)
@@ -245,6 +247,34 @@ static const key_spec keys[] = {
      .lmin = 0, .lmax = LONG_MAX, .aliases = "warmup",
      .help = "linear warmup over this many steps before the schedule (0: none)",
      .offset = OFF(optim.warmup_steps)},
+    {.section = "optim", .key = "max_iter", .type = T_INT, .def = "1000", .lmin = 0, .lmax = 100000000,
+     .aliases = "iterations max_iterations",
+     .help = "second-order methods: iteration limit", .offset = OFF(solve.max_iter)},
+    {.section = "optim", .key = "gtol", .type = T_REAL, .flags = F_NO_MAX, .def = "1e-05", .rmin = 0.0,
+     .aliases = "grad_tol gradient_tolerance",
+     .help = "second-order methods: stop when |g|_inf <= gtol max(1, |x|_inf)",
+     .offset = OFF(solve.gtol)},
+    {.section = "optim", .key = "ftol", .type = T_REAL, .flags = F_NO_MAX, .def = "1e-12", .rmin = 0.0,
+     .aliases = "f_tol tolerance",
+     .help = "second-order methods: stop when f decreases by <= ftol max(1, |f|)",
+     .offset = OFF(solve.ftol)},
+    {.section = "optim", .key = "lbfgs_memory", .type = T_INT, .def = "10", .lmin = 1, .lmax = 1000,
+     .aliases = "memory history m", .help = "lbfgs: stored (s, y) pairs", .offset = OFF(solve.lbfgs_m)},
+    {.section = "optim", .key = "cg_max_iter", .type = T_INT, .def = "250", .lmin = 1, .lmax = 1000000,
+     .aliases = "cg_iters", .help = "newton_cg: linear CG iterations per step",
+     .offset = OFF(solve.cg_max_iter)},
+    {.section = "optim", .key = "damping", .type = T_REAL, .flags = F_NO_MAX, .def = "1", .rmin = 0.0,
+     .aliases = "lambda lambda0",
+     .help = "newton_cg: initial Levenberg-Marquardt damping (adapted by the reduction ratio)",
+     .offset = OFF(solve.lambda0)},
+    {.section = "optim", .key = "curvature", .type = T_ENUM, .def = "gauss_newton",
+     .names = curvature_names, .aliases = "hessian_kind",
+     .help = "newton_cg: curvature products of the exact Hessian or the Gauss-Newton matrix",
+     .offset = OFF(solve.curvature)},
+    {.section = "optim", .key = "curvature_fraction", .type = T_REAL, .flags = F_MIN_OPEN, .def = "1",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "curvature_sample subsample",
+     .help = "newton_cg: the share of the batch whose curvature is used",
+     .offset = OFF(update.curvature_fraction)},
     {.section = "optim", .key = "lr_scaling", .type = T_ENUM, .def = "none", .names = scaling_names,
      .aliases = "scaling scale_lr",
      .help = "linear: lr and lr_final x global batch / reference_batch (Goyal et al. 2017)",
@@ -1341,6 +1371,9 @@ static dpt_status finish(parse_ctx *ctx)
 static dpt_status set_defaults(dpt_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    /* solver settings without keys (line-search limits, CG tolerances)
+     * keep the solve module's defaults */
+    dpt_solve_params_init(&cfg->solve);
     for (int i = 0; i < N_KEYS; i++) {
         if (!keys[i].def || strcmp(keys[i].section, "head") == 0) continue;
         dpt_status st = apply_value(cfg, &keys[i], 0, keys[i].def, "built-in default",

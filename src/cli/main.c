@@ -215,7 +215,8 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg)
     }
     dpt_run_report report;
     set_fault(&trainer);
-    st = dpt_trainer_run(&trainer, &test_set, &report);
+    st = dpt_optim_is_second_order(cfg->optim.method) ? dpt_trainer_solve(&trainer, &test_set, &report)
+                                                      : dpt_trainer_run(&trainer, &test_set, &report);
     if (st == DPT_ERR_NUMERIC) {
         /* a non-finite gradient is an agreed verdict: every rank stops here */
         if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());

@@ -9,7 +9,13 @@ static const char *const method_names[DPT_OPTIM_COUNT_] = {
     [DPT_OPTIM_SGD] = "sgd", [DPT_OPTIM_MOMENTUM] = "momentum", [DPT_OPTIM_NESTEROV] = "nesterov",
     [DPT_OPTIM_ADAGRAD] = "adagrad", [DPT_OPTIM_RMSPROP] = "rmsprop",
     [DPT_OPTIM_RMSPROP_NESTEROV] = "rmsprop_nesterov", [DPT_OPTIM_ADAM] = "adam",
-    [DPT_OPTIM_ADAMW] = "adamw"};
+    [DPT_OPTIM_ADAMW] = "adamw", [DPT_OPTIM_LBFGS] = "lbfgs", [DPT_OPTIM_CG] = "cg",
+    [DPT_OPTIM_CG_FR] = "cg_fr", [DPT_OPTIM_NEWTON_CG] = "newton_cg"};
+
+int dpt_optim_is_second_order(dpt_optim_method method)
+{
+    return method >= DPT_OPTIM_LBFGS && method < DPT_OPTIM_COUNT_;
+}
 
 const char *dpt_optim_method_name(dpt_optim_method method)
 {
@@ -71,6 +77,10 @@ dpt_status dpt_optimizer_create(dpt_optimizer *opt, const dpt_optim_params *para
                         params->lr, params->momentum, params->rho, params->beta1, params->beta2,
                         params->delta, params->weight_decay, params->lr_final, params->decay_steps,
                         params->step_size, params->gamma, params->warmup_steps);
+    if (dpt_optim_is_second_order(params->method))
+        return DPT_FAIL(DPT_ERR_ARG, "%s is a full-batch second-order method: the trainer runs it "
+                        "through the solvers (src/solve), not as a step rule",
+                        dpt_optim_method_name(params->method));
     opt->params = *params;
     opt->n = n;
     int first, second;

@@ -69,6 +69,18 @@ static void describe_model(char *out, size_t size, const dpt_model *m)
                          dpt_loss_name(m->heads[h].spec.loss));
 }
 
+static void print_first_order(const dpt_trainer *t)
+{
+    printf("optimizer: %s, lr %g (%s schedule", dpt_optim_method_name(t->opt.params.method),
+           t->opt.params.lr, dpt_schedule_name(t->opt.params.schedule));
+    if (t->opt.params.warmup_steps) printf(", %ld warmup steps", t->opt.params.warmup_steps);
+    printf("), state %.2f MiB per rank%s\n", dpt_optimizer_state_bytes(&t->opt) / 1048576.0,
+           t->sharded ? " (sharded)" : "");
+    if (t->comm.size > 1)
+        printf("gradient reduction: %s\n", t->sharded ? "reduce-scatter + all-gather of parameters"
+               : t->overlapped ? "bucketed, overlapping the backward pass" : "one blocking allreduce");
+}
+
 void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
 {
     if (!rep->active) return;
@@ -81,15 +93,16 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
     printf("data: %zu training samples, %zu test samples; global batch %zu (%d per rank), "
            "%zu steps per epoch, %ld steps\n", t->train_set->n_samples, test_set->n_samples,
            t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
-    printf("optimizer: %s, lr %g (%s schedule", dpt_optim_method_name(t->opt.params.method),
-           t->opt.params.lr, dpt_schedule_name(t->opt.params.schedule));
-    if (t->opt.params.warmup_steps) printf(", %ld warmup steps", t->opt.params.warmup_steps);
-    printf("), state %.2f MiB per rank%s\n", dpt_optimizer_state_bytes(&t->opt) / 1048576.0,
-           t->sharded ? " (sharded)" : "");
-    if (t->comm.size > 1)
-        printf("gradient reduction: %s\n", t->sharded ? "reduce-scatter + all-gather of parameters"
-               : t->overlapped ? "bucketed, overlapping the backward pass" : "one blocking allreduce");
+    if (dpt_optim_is_second_order(t->cfg->optim.method)) {
+        const dpt_solve_params *s = &t->cfg->solve;
+        printf("optimizer: %s on the full batch of %zu samples (L2 %g on weights, gtol %g, ftol %g, "
+               "at most %d iterations)\n", dpt_optim_method_name(t->cfg->optim.method),
+               t->train_set->n_samples, t->cfg->optim.weight_decay, s->gtol, s->ftol, s->max_iter);
+    } else {
+        print_first_order(t);
+    }
     fflush(stdout);
+
     cJSON *run = cJSON_CreateObject();
     cJSON_AddStringToObject(run, "type", "run");
     cJSON_AddStringToObject(run, "version", DPT_VERSION_STRING);
@@ -287,5 +300,44 @@ void dpt_report_layer_stats(dpt_reporter *rep, const dpt_trainer *t)
                     s->grad_norm, s->weight_norm, s->update_ratio);
     }
     if (!rep->quiet) fprintf(stderr, "\n");
+    emit(rep, rec);
+}
+
+void dpt_report_iteration(dpt_reporter *rep, const dpt_solve_iter *it)
+{
+    if (!rep->active) return;
+    if (!rep->quiet) {
+        fprintf(stderr, "iter %d: f %.10g |g|inf %.3g step %.3g oracle calls %ld", it->iter, it->f,
+                it->gnorm_inf, it->step, it->oracle_calls);
+        if (it->cg_iters) fprintf(stderr, " damping %.3g cg %d", it->lambda, it->cg_iters);
+        fprintf(stderr, "\n");
+    }
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "iter");
+    cJSON_AddNumberToObject(rec, "iter", it->iter);
+    cJSON_AddNumberToObject(rec, "f", it->f);
+    cJSON_AddNumberToObject(rec, "grad_inf", it->gnorm_inf);
+    cJSON_AddNumberToObject(rec, "step", it->step);
+    cJSON_AddNumberToObject(rec, "oracle_calls", (double)it->oracle_calls);
+    cJSON_AddNumberToObject(rec, "damping", it->lambda);
+    cJSON_AddNumberToObject(rec, "cg_iters", it->cg_iters);
+    emit(rep, rec);
+}
+
+void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *r)
+{
+    if (!rep->active) return;
+    printf("solver stopped (%s%s%s) after %d iterations, %ld evaluations and %ld curvature "
+           "products: f %.12g, |g|inf %.3g\n", r->reason_name ? r->reason_name : "?",
+           r->detail[0] ? ": " : "", r->detail, r->iterations, r->evals, r->products, r->f, r->gnorm_inf);
+    fflush(stdout);
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "solved");
+    cJSON_AddStringToObject(rec, "reason", r->reason_name ? r->reason_name : "?");
+    cJSON_AddNumberToObject(rec, "iterations", r->iterations);
+    cJSON_AddNumberToObject(rec, "evals", (double)r->evals);
+    cJSON_AddNumberToObject(rec, "products", (double)r->products);
+    cJSON_AddNumberToObject(rec, "f", r->f);
+    cJSON_AddNumberToObject(rec, "grad_inf", r->gnorm_inf);
     emit(rep, rec);
 }

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "dpt/solve.h"
 #include "dpt/train.h"
 
 typedef struct dpt_reporter {
@@ -40,6 +41,9 @@ void dpt_report_tick(dpt_reporter *rep, const dpt_progress *p);
 void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
                       const dpt_eval *test, double epoch_seconds, double samples_per_second);
 void dpt_report_final(dpt_reporter *rep, const dpt_run_report *report);
+/* One iteration of a second-order solver, and how the solver ended. */
+void dpt_report_iteration(dpt_reporter *rep, const dpt_solve_iter *it);
+void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *solved);
 /* A step skipped for a non-finite gradient (warning and a record). */
 void dpt_report_skip(dpt_reporter *rep, const dpt_trainer *trainer);
 /* Per-layer gradient statistics of the last step. */

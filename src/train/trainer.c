@@ -74,8 +74,11 @@ static dpt_status create_local(dpt_trainer *t, const dpt_config *cfg, const dpt_
         optim.lr *= scale;
         optim.lr_final *= scale;
     }
-    st = dpt_optimizer_create(&t->opt, &optim, t->sharded ? t->slice_n : t->model.n_params);
-    if (st != DPT_OK) return st;
+    /* second-order methods run through src/solve (dpt_trainer_solve) */
+    if (!dpt_optim_is_second_order(optim.method)) {
+        st = dpt_optimizer_create(&t->opt, &optim, t->sharded ? t->slice_n : t->model.n_params);
+        if (st != DPT_OK) return st;
+    }
     size_t outputs = 0;
     for (int h = 0; h < t->model.n_heads; h++) outputs += (size_t)t->model.heads[h].outputs;
     t->perm = malloc(sizeof(uint32_t) * train_set->n_samples);

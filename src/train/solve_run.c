@@ -1,0 +1,73 @@
+/* The second-order path of the trainer: the distributed oracle over the
+ * whole training set and a full-batch solver (src/solve), then the test
+ * evaluation. Every rank runs the same solver on identical reduced values. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+static dpt_solve_method solver_of(dpt_optim_method method)
+{
+    switch (method) {
+    case DPT_OPTIM_CG: return DPT_SOLVE_CG_PR;
+    case DPT_OPTIM_CG_FR: return DPT_SOLVE_CG_FR;
+    case DPT_OPTIM_NEWTON_CG: return DPT_SOLVE_NEWTON_CG;
+    default: return DPT_SOLVE_LBFGS;
+    }
+}
+
+static void on_iteration(const dpt_solve_iter *it, void *user)
+{
+    dpt_report_iteration(user, it);
+}
+
+/* Solves from the model's parameters; they hold the result afterwards. */
+static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out)
+{
+    const dpt_config *cfg = t->cfg;
+    size_t n = t->model.n_params;
+    dpt_real *theta = malloc(sizeof(dpt_real) * (n ? n : 1));
+    if (!theta) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the solver's iterate");
+    memcpy(theta, t->model.params, sizeof(dpt_real) * n);
+    dpt_oracle oracle;
+    dpt_status st = dpt_oracle_create(&oracle, t->comm.comm, &t->model, t->train_set, 0,
+                                      t->train_set->n_samples, cfg->update.curvature_fraction,
+                                      cfg->optim.weight_decay);
+    if (st == DPT_OK) {
+        dpt_solve_params params = cfg->solve;
+        params.method = solver_of(cfg->optim.method);
+        st = dpt_solve(&oracle, theta, &params, out, on_iteration, rep);
+        dpt_oracle_destroy(&oracle);
+    }
+    /* the oracle left a trial point in the model: put the iterate back */
+    memcpy(t->model.params, theta, sizeof(dpt_real) * n);
+    free(theta);
+    return st;
+}
+
+dpt_status dpt_trainer_solve(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_report *report)
+{
+    memset(report, 0, sizeof *report);
+    dpt_reporter rep;
+    dpt_status st = dpt_agree_status(&t->comm, dpt_reporter_open(&rep, t), NULL);
+    if (st != DPT_OK) {
+        dpt_reporter_close(&rep);
+        return st;
+    }
+    dpt_report_start(&rep, t, test_set);
+    double start = MPI_Wtime();
+    dpt_solve_report solved;
+    memset(&solved, 0, sizeof solved);
+    st = solve(t, &rep, &solved);
+    double train_seconds = MPI_Wtime() - start;
+    if (st == DPT_OK) st = dpt_trainer_evaluate(t, test_set, &report->final_test);
+    if (st == DPT_OK) {
+        report->steps = solved.iterations;
+        report->train_seconds = train_seconds;
+        report->total_seconds = MPI_Wtime() - start;
+        dpt_report_solved(&rep, &solved);
+        dpt_report_final(&rep, report);
+    }
+    dpt_reporter_close(&rep);
+    return st;
+}
