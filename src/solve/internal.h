@@ -3,8 +3,61 @@
 #ifndef DPT_SOLVE_INTERNAL_H
 #define DPT_SOLVE_INTERNAL_H
 
+#include <mpi.h>
+
 #include "dpt/solve.h"
 
+
+/* ---------------------------------------------------------------- vector-free L-BFGS
+ * Chen, Wang, Zhou, "Large-scale L-BFGS using MapReduce", NIPS 2014. The
+ * history is sharded by rows: with P ranks and mb = ceil(n / P), rank r
+ * keeps rows [r mb, min(n, (r + 1) mb)) of S = [s_1..s_m] and Y = [y_1..y_m]
+ * (a ScaLAPACK block-row distribution on a P x 1 BLACS grid; trailing ranks
+ * may own fewer rows, or none when n is small). Rank r's local block is
+ * B_r = [S_r Y_r g_r], column-major with leading dimension lld: columns
+ * 0..m-1 the s slots, m..2m-1 the y slots, 2m the gradient slice. The
+ * direction takes one p?gemm (the (2m+1)^2 Gram matrix B^T B, reduced to
+ * rank 0 and broadcast), the two-loop recursion on the 2m+1 coefficients
+ * of d in the basis {s, y, g} using Gram entries only, a local gemv for this
+ * rank's slice of d, and an MPI_Allgatherv.
+ * Tested equal to dpt_lbfgs_two_loop (tests/test_mpi_lbfgs_vf.c); not yet
+ * used by the solver, whose L-BFGS still keeps the replicated history. */
+typedef struct dpt_lbfgs_vf {
+    MPI_Comm comm;
+    int P, rank;
+    int n, m, count, head;  /* ring as in dpt_lbfgs_mem; slot j = columns j and m + j */
+    int mb, lo, rows, lld;  /* layout: this rank's rows [lo, lo + rows), lld = max(1, rows) */
+    dpt_real *b;            /* [2m + 1][lld] local block (column-major) */
+    double *rho;            /* [m] 1 / (s.y) of each slot */
+    int ctx;                /* BLACS context of the P x 1 grid, -1 when not open */
+    int own_storage;
+} dpt_lbfgs_vf;
+
+/* Sets up the layout on comm (collective only through MPI_Comm_size/rank).
+ * With storage == NULL the block and rho are allocated; otherwise the block
+ * lives in storage[storage_len] (at least dpt_lbfgs_vf_block_len) and rho
+ * in rho_storage[m], both borrowed (DPT_ERR_ARG if too small). The block is
+ * zeroed. Opens no BLACS grid. */
+dpt_status dpt_lbfgs_vf_create(dpt_lbfgs_vf *vf, MPI_Comm comm, size_t n, int m,
+                               dpt_real *storage, size_t storage_len, double *rho_storage);
+/* reals the largest local block needs, (2m + 1) mb: the same on every rank */
+size_t dpt_lbfgs_vf_block_len(MPI_Comm comm, size_t n, int m);
+/* Opens (closes) the P x 1 BLACS grid on comm. Collective. With the grid
+ * closed, dpt_lbfgs_vf_direction opens and closes one for the call. */
+dpt_status dpt_lbfgs_vf_grid_open(dpt_lbfgs_vf *vf);
+void dpt_lbfgs_vf_grid_close(dpt_lbfgs_vf *vf);
+/* Closes the grid and frees what create allocated. */
+void dpt_lbfgs_vf_destroy(dpt_lbfgs_vf *vf);
+/* Forgets every pair. */
+void dpt_lbfgs_vf_reset(dpt_lbfgs_vf *vf);
+/* Stores this rank's slices of the full (replicated) s[n] and y[n] as the
+ * newest pair, rho = 1 / (s.y) (the caller checked s.y > 0). Local. */
+void dpt_lbfgs_vf_push(dpt_lbfgs_vf *vf, const dpt_real *s, const dpt_real *y, double rho);
+/* Bytes of S and Y history on this rank: rows 2m sizeof(dpt_real). */
+size_t dpt_lbfgs_vf_history_bytes(const dpt_lbfgs_vf *vf);
+/* d[n] (full, identical on every rank) = -H g for the full replicated g[n];
+ * the same H as dpt_lbfgs_two_loop. Collective. g and d must not alias. */
+dpt_status dpt_lbfgs_vf_direction(dpt_lbfgs_vf *vf, const dpt_real *g, dpt_real *d);
 
 /* L-BFGS history: ring buffer of m pairs (s_i, y_i), rho_i = 1 / (y_i . s_i). */
 typedef struct dpt_lbfgs_mem {
