@@ -6,6 +6,7 @@
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dpt/config.h"
 #include "dpt/rng.h"
@@ -28,6 +29,19 @@ static inline void fixture_dataset(dpt_dataset *set, size_t n)
         labels[i] = (uint8_t)((x[0] > 127) * 2 + (x[1] > 127));
     }
     CU_ASSERT_FATAL(dpt_dataset_from_arrays(set, features, labels, n, FIXTURE_FEATURES) == DPT_OK);
+}
+
+/* A model on the fixture's 12 features from a layer list, max batch 16,
+ * initialized from seed 5. */
+static inline void fixture_model(dpt_model *m, const char *layers)
+{
+    dpt_model_spec spec;
+    memset(&spec, 0, sizeof spec);
+    char why[256];
+    CU_ASSERT_FATAL(dpt_layer_list_parse(layers, spec.trunk, DPT_MAX_LAYERS, &spec.n_trunk, why,
+                                         sizeof why) == DPT_OK);
+    CU_ASSERT_FATAL(dpt_model_create(m, (dpt_shape){FIXTURE_FEATURES, 1, 1}, &spec, 16) == DPT_OK);
+    CU_ASSERT_FATAL(dpt_model_init_params(m, 5, NULL) == DPT_OK);
 }
 
 /* Loads `base` with the given overrides; a failure is fatal for the test. */

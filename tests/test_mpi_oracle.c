@@ -24,13 +24,7 @@ static int world_rank, world_size;
 
 static void make_model(dpt_model *m, const char *layers)
 {
-    dpt_model_spec spec;
-    memset(&spec, 0, sizeof spec);
-    char why[256];
-    CU_ASSERT_FATAL(dpt_layer_list_parse(layers, spec.trunk, DPT_MAX_LAYERS, &spec.n_trunk, why,
-                                         sizeof why) == DPT_OK);
-    CU_ASSERT_FATAL(dpt_model_create(m, (dpt_shape){FIXTURE_FEATURES, 1, 1}, &spec, 16) == DPT_OK);
-    CU_ASSERT_FATAL(dpt_model_init_params(m, 5, NULL) == DPT_OK);
+    fixture_model(m, layers);
     for (size_t p = 0; p < m->n_params; p++) m->params[p] += (dpt_real)(0.05 * cos(0.7 * p));
 }
 

@@ -110,12 +110,8 @@ dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_
 {
     memset(report, 0, sizeof *report);
     dpt_reporter rep;
-    dpt_status st = dpt_agree_status(&t->comm, dpt_reporter_open(&rep, t), NULL);
-    if (st != DPT_OK) {
-        dpt_reporter_close(&rep);
-        return st;
-    }
-    dpt_report_start(&rep, t, test_set);
+    dpt_status st = dpt_report_begin(&rep, t, test_set);
+    if (st != DPT_OK) return st;
     run_clock clock;
     clock.start = clock.window_start = clock.epoch_start = MPI_Wtime();
     clock.window_samples = clock.epoch_samples = t->samples_seen;
