@@ -22,7 +22,6 @@ typedef double dpt_real;
 /* x . y accumulated in double */
 #define dpt_dot_acc(n, x, y) cblas_ddot((n), (x), 1, (y), 1)
 #define dpt_exp exp
-#define dpt_log log
 #define dpt_tanh tanh
 #define dpt_sqrt sqrt
 #define DPT_REAL_EPS 2.220446049250313e-16
@@ -36,7 +35,6 @@ typedef float dpt_real;
 /* x . y accumulated in double (BLAS dsdot) */
 #define dpt_dot_acc(n, x, y) cblas_dsdot((n), (x), 1, (y), 1)
 #define dpt_exp expf
-#define dpt_log logf
 #define dpt_tanh tanhf
 #define dpt_sqrt sqrtf
 #define DPT_REAL_EPS 1.1920929e-07f

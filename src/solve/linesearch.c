@@ -430,26 +430,32 @@ static dpt_status armijo_run(ls_search *s, double alpha, ls_point *found)
 
 /* ================================================ public */
 
-dpt_status dpt_linesearch_more_thuente(dpt_phi_fn phi, void *user, double phi0, double dphi0,
-                                       double alpha_init, const dpt_linesearch_params *params,
-                                       dpt_linesearch_result *out)
+typedef dpt_status (*ls_run_fn)(ls_search *s, double alpha_init, ls_point *found);
+
+/* begin, one search, finish: the two plain searches differ only in `run` */
+static dpt_status search_with(ls_run_fn run, dpt_phi_fn phi, void *user, double phi0, double dphi0,
+                              double alpha_init, const dpt_linesearch_params *params,
+                              dpt_linesearch_result *out)
 {
     ls_search s;
     ls_point found;
     dpt_status st = begin(&s, phi, user, phi0, dphi0, alpha_init, params, out);
     if (st != DPT_OK) return st;
-    return finish(&s, mt_run(&s, alpha_init, &found), &found, out);
+    return finish(&s, run(&s, alpha_init, &found), &found, out);
+}
+
+dpt_status dpt_linesearch_more_thuente(dpt_phi_fn phi, void *user, double phi0, double dphi0,
+                                       double alpha_init, const dpt_linesearch_params *params,
+                                       dpt_linesearch_result *out)
+{
+    return search_with(mt_run, phi, user, phi0, dphi0, alpha_init, params, out);
 }
 
 dpt_status dpt_linesearch_armijo(dpt_phi_fn phi, void *user, double phi0, double dphi0,
                                  double alpha_init, const dpt_linesearch_params *params,
                                  dpt_linesearch_result *out)
 {
-    ls_search s;
-    ls_point found;
-    dpt_status st = begin(&s, phi, user, phi0, dphi0, alpha_init, params, out);
-    if (st != DPT_OK) return st;
-    return finish(&s, armijo_run(&s, alpha_init, &found), &found, out);
+    return search_with(armijo_run, phi, user, phi0, dphi0, alpha_init, params, out);
 }
 
 dpt_status dpt_linesearch(dpt_phi_fn phi, void *user, double phi0, double dphi0,
