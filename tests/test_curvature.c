@@ -206,6 +206,41 @@ static void test_softmax_regression_gn_is_hessian(void)
     teardown(&f);
 }
 
+/* G assembled from the factored rows, A^T A, equals the explicit G of the
+ * products: an MLP, a CNN and two weighted heads (softmax and MSE). */
+static void check_gn_rows(const char *trunk, dpt_shape input, dpt_loss_kind loss, int heads, const char *what)
+{
+    static fixture f;
+    setup(&f, trunk, input, loss, heads);
+    size_t n = f.m.n_params;
+    int R = dpt_model_gn_rows_per_sample(&f.m);
+    dpt_real *g = explicit_matrix(&f, DPT_CURV_GAUSS_NEWTON);
+    dpt_real *rows = malloc(sizeof(dpt_real) * (size_t)B * R * n);
+    CU_ASSERT_FATAL(rows != NULL);
+    CU_ASSERT_FATAL(dpt_model_gn_rows(&f.m, &f.ws, f.x, f.y, B, rows) == DPT_OK);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double ata = 0;
+            for (size_t r = 0; r < (size_t)B * R; r++) ata += (double)rows[r * n + i] * rows[r * n + j];
+            worst = fmax(worst, fabs(ata - g[i * n + j]));
+            scale = fmax(scale, fabs(g[i * n + j]));
+        }
+    printf("\n  %s: %d rows per sample, |A^T A - G| / |G| = %.3g", what, R, worst / scale);
+    CU_ASSERT(worst / scale < SYM_TOL);
+    free(g), free(rows);
+    teardown(&f);
+}
+
+static void test_gn_rows(void)
+{
+    check_gn_rows("5 tanh, 3", (dpt_shape){4, 1, 1}, DPT_LOSS_SOFTMAX_XENT, 0, "MLP, softmax");
+    check_gn_rows("5 tanh, 3", (dpt_shape){4, 1, 1}, DPT_LOSS_MSE, 0, "MLP, mse");
+    check_gn_rows("5 sigmoid, 3", (dpt_shape){4, 1, 1}, DPT_LOSS_SIGMOID_BCE, 0, "MLP, sigmoid bce");
+    check_gn_rows("conv 2 3 pad=same, tanh, flatten, 3", (dpt_shape){1, 4, 4}, DPT_LOSS_SOFTMAX_XENT, 0, "CNN");
+    check_gn_rows("4 sigmoid", (dpt_shape){3, 1, 1}, DPT_LOSS_SOFTMAX_XENT, 2, "two weighted heads");
+}
+
 static void test_unsupported(void)
 {
     static fixture f;
@@ -224,6 +259,7 @@ int main(void)
         {"Hv with two weighted heads", test_hv_heads},
         {"explicit Hessian and Gauss-Newton matrices", test_explicit_matrices},
         {"softmax regression: Gauss-Newton = Hessian", test_softmax_regression_gn_is_hessian},
+        {"Gauss-Newton from factored Jacobian rows = explicit G", test_gn_rows},
         {"unsupported layers are refused", test_unsupported},
     };
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;

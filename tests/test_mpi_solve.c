@@ -2,7 +2,8 @@
  * (strictly convex with L2) L-BFGS, nonlinear CG (PR+ and FR) and
  * Newton-CG reach the same minimum; f decreases at every iteration; a
  * P-rank run follows the 1-rank run (MPI_COMM_SELF) iterate for iterate;
- * every rank ends with the same theta, bit for bit. On a small tanh MLP
+ * every rank ends with the same theta, bit for bit; L-BFGS with its history
+ * sharded over P ranks follows serial two-loop L-BFGS in one process. On a small tanh MLP
  * (nonconvex) L-BFGS and Newton-CG lower the loss without NaN. Run under
  * mpirun with 1, 2 and 3 ranks on 103 samples (uneven shares). */
 #include <math.h>
@@ -133,7 +134,11 @@ static void compare_with_serial(const run_result *conv, dpt_solve_params *p)
     dpt_solve_params q = *p;
     q.max_iter = p->method == DPT_SOLVE_NEWTON_CG ? PREFIX_NEWTON : PREFIX;
     run(&a, MPI_COMM_WORLD, "4", 1, &q);
-    run(&b, MPI_COMM_SELF, "4", 1, &q);
+    /* the reference is plain serial L-BFGS: the replicated two-loop in one
+     * process, against the history sharded over P ranks */
+    dpt_solve_params q_serial = q;
+    q_serial.lbfgs_replicated = 1;
+    run(&b, MPI_COMM_SELF, "4", 1, &q_serial);
     double diff = 0, fdiff = 0;
     for (size_t i = 0; i < a.n; i++) diff = fmax(diff, fabs((double)a.theta[i] - b.theta[i]));
     for (int i = 0; i < a.tr.calls && i < MAX_TRACE; i++)

@@ -70,10 +70,12 @@ typedef struct dpt_config {
         int shard_state;    /* 1: optimizer state sharded over ranks */
         int overlap;        /* DPT_OVERLAP_OFF, _ON or _AUTO (bucketed non-blocking reduction) */
         double bucket_mb;
-        double curvature_fraction; /* newton_cg: share of the batch for curvature */
+        double curvature_fraction; /* newton_cg, newton: share of the batch for curvature */
+        long solve_samples; /* second-order batch: the first N training samples; 0: all */
     } update;
-    /* [optim] keys of the second-order methods (lbfgs, cg, cg_fr, newton_cg):
-     * the full training set is the batch; solve.method follows optim.method */
+    /* [optim] keys of the second-order methods (lbfgs, cg, cg_fr, newton_cg,
+     * newton, bfgs): the batch is the training set (or its first
+     * update.solve_samples samples); solve.method follows optim.method */
     dpt_solve_params solve;
     struct {
         int mc_samples;   /* 0: off; K: also evaluate with K Monte Carlo dropout passes */

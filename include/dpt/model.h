@@ -229,6 +229,19 @@ dpt_status dpt_model_curvature_product(dpt_model *model, dpt_curvature_ws *ws, c
                                        const uint8_t *labels, int B, const dpt_real *v,
                                        dpt_real *out, dpt_curvature_kind kind);
 
+/* Factored Gauss-Newton rows, for assembling G explicitly (the damped
+ * Newton solver): for every sample b and every row f of a square root F of
+ * its weighted loss Hessian (H_L = F^T F; for softmax cross-entropy the rows
+ * sqrt(p_c) (e_c - p)), the row a = J_b^T f, so that
+ *     G = sum_b J_b^T H_L J_b = sum_b sum_c a_{b,c} a_{b,c}^T = A^T A.
+ * rows[B * R][n_params] (row-major), R = dpt_model_gn_rows_per_sample (the
+ * sum of the heads' outputs); sample b's rows come first, head by head.
+ * Costs one forward and R backward passes per sample. Same layers as the
+ * products (others give DPT_ERR_ARG). */
+int dpt_model_gn_rows_per_sample(const dpt_model *model);
+dpt_status dpt_model_gn_rows(dpt_model *model, dpt_curvature_ws *ws, const dpt_real *x,
+                             const uint8_t *labels, int B, dpt_real *rows);
+
 /* Forward FLOPs per sample of the whole model. */
 double dpt_model_flops_per_sample(const dpt_model *model);
 

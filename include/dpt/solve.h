@@ -8,7 +8,9 @@
  *   Newton-CG        Hessian-free with Levenberg-Marquardt damping (Martens,
  *                    "Deep learning via Hessian-free optimization", ICML 2010).
  *
- * Every vector is the full n_params vector, replicated on every rank. The
+ * Iterates and gradients are full n_params vectors, replicated on every
+ * rank; the L-BFGS history is sharded over the ranks (a ScaLAPACK block-row
+ * layout, see lbfgs_replicated). The
  * oracle returns identical reduced values on every rank, and the solvers
  * branch only on those values and on deterministic arithmetic on them, so
  * all ranks take the same steps. Every call of dpt_solve is collective.
@@ -28,7 +30,7 @@ typedef enum dpt_solve_method {
 
 typedef enum dpt_solve_stop {
     DPT_SOLVE_STOP_NONE = 0,   /* not stopped (or an error status was returned) */
-    DPT_SOLVE_STOP_GTOL,       /* ||g||_inf <= gtol max(1, ||x||_inf) */
+    DPT_SOLVE_STOP_GTOL,       /* ||g||_inf <= gtol max(1, ||x||_inf), or <= gtol (gtol_absolute) */
     DPT_SOLVE_STOP_FTOL,       /* (f_prev - f) <= ftol max(1, |f_prev|) */
     DPT_SOLVE_STOP_MAX_ITER,
     DPT_SOLVE_STOP_MAX_EVALS,  /* oracle calls (evals + products) >= max_evals */
@@ -44,11 +46,15 @@ typedef struct dpt_solve_params {
     long max_evals;           /* oracle calls, evals + products, >= 1 (default 100000);
                                  checked between iterations */
     double gtol;              /* default 1e-5 */
+    int gtol_absolute;        /* 0 (default): gtol is relative to max(1, ||x||_inf); 1: absolute */
     double ftol;              /* default 10 DPT_REAL_EPS; 0 stops only when f does not decrease */
     dpt_linesearch_params ls; /* dpt_linesearch_params_init; for CG the driver uses c2 = 0.1
                                  when c2 is left at the default 0.9 */
     /* L-BFGS */
     int lbfgs_m;              /* stored pairs, >= 1 (default 10) */
+    int lbfgs_replicated;     /* 0 (default): the history is sharded by rows over the ranks
+                                 (vector-free two-loop, Chen et al. 2014: 2 m n / P reals per
+                                 rank); 1: every rank keeps all 2 m n (the serial two-loop) */
     /* Newton-CG */
     int cg_max_iter;          /* linear CG iterations per step, >= 1 (default 250) */
     double lambda0;           /* initial damping, >= 0 (default 1.0) */

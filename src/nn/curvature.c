@@ -271,3 +271,77 @@ dpt_status dpt_model_curvature_product(dpt_model *m, dpt_curvature_ws *ws, const
     r_back_layers(m, ws, 0, m->n_trunk, x, NULL, v, hv, B, gn);
     return DPT_OK;
 }
+
+/* ---------------------------------------------------------------- factored Gauss-Newton rows */
+
+int dpt_model_gn_rows_per_sample(const dpt_model *m)
+{
+    int rows = 0;
+    for (int h = 0; h < m->n_heads; h++) rows += m->heads[h].outputs;
+    return rows;
+}
+
+/* Row c of a square root F of the weighted loss Hessian, H_L = F^T F, at
+ * the outputs z[K] of one sample:
+ *   softmax cross-entropy  H_L = diag(p) - p p^T = sum_c p_c (e_c - p)(e_c - p)^T,
+ *                          so row c = sqrt(p_c) (e_c - p);
+ *   MSE                    H_L = (2 / K) I;   sigmoid BCE  H_L = diag(s (1 - s)). */
+static void loss_factor_row(dpt_real *row, const dpt_real *z, int K, int c, dpt_loss_kind loss, double weight)
+{
+    if (loss == DPT_LOSS_SOFTMAX_XENT) {
+        double zmax = z[0], sum = 0;
+        for (int k = 1; k < K; k++) zmax = fmax(zmax, (double)z[k]);
+        for (int k = 0; k < K; k++) sum += exp((double)z[k] - zmax);
+        double pc = exp((double)z[c] - zmax) / sum, scale = sqrt(weight * pc);
+        for (int k = 0; k < K; k++) row[k] = (dpt_real)(scale * ((k == c) - exp((double)z[k] - zmax) / sum));
+        return;
+    }
+    for (int k = 0; k < K; k++) row[k] = 0;
+    if (loss == DPT_LOSS_MSE) {
+        row[c] = (dpt_real)sqrt(weight * 2.0 / K);
+    } else {
+        double sc = 1 / (1 + exp(-(double)z[c]));
+        row[c] = (dpt_real)sqrt(weight * sc * (1 - sc));
+    }
+}
+
+/* One factored row: rows_out[n_params] = J^T f for one sample whose forward
+ * pass is in the model, f = ws->rd[0] at head h's output (an ordinary
+ * backward pass, as in the Gauss-Newton product). */
+static void factor_row_backward(dpt_model *m, dpt_curvature_ws *ws, int h, const dpt_real *x, dpt_real *row)
+{
+    const dpt_head *head = &m->heads[h];
+    const dpt_real *trunk_out = m->n_trunk ? out_of(m, &m->layers[m->n_trunk - 1]) : x;
+    memset(row, 0, sizeof(dpt_real) * m->n_params);
+    int cur = r_back_layers(m, ws, head->first, head->n, trunk_out, NULL, m->params, row, 1, 1);
+    if (m->n_trunk == 0) return;
+    if (cur != 0) {
+        size_t trunk_size = dpt_shape_size(m->layers[m->n_trunk - 1].out);
+        memcpy(ws->rd[0], ws->rd[cur], sizeof(dpt_real) * trunk_size);
+    }
+    r_back_layers(m, ws, 0, m->n_trunk, x, NULL, m->params, row, 1, 1);
+}
+
+dpt_status dpt_model_gn_rows(dpt_model *m, dpt_curvature_ws *ws, const dpt_real *x, const uint8_t *labels,
+                             int B, dpt_real *rows)
+{
+    dpt_status st = check_supported(m);
+    if (st != DPT_OK) return st;
+    const size_t in_size = dpt_shape_size(m->input), n = m->n_params;
+    dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
+    dpt_batch_metrics unused;
+    for (int b = 0; b < B; b++) { /* one sample at a time: each row is that sample's alone */
+        const dpt_real *xb = x + (size_t)b * in_size;
+        memset(&unused, 0, sizeof unused);
+        dpt_model_forward(m, xb, labels + b, 1, &ctx, &unused);
+        for (int h = 0; h < m->n_heads; h++) {
+            const dpt_head *head = &m->heads[h];
+            const dpt_real *z = dpt_model_head_output(m, h);
+            for (int c = 0; c < head->outputs; c++, rows += n) {
+                loss_factor_row(ws->rd[0], z, head->outputs, c, head->spec.loss, head->spec.weight);
+                factor_row_backward(m, ws, h, xb, rows);
+            }
+        }
+    }
+    return DPT_OK;
+}

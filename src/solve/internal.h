@@ -20,8 +20,8 @@
  * rank 0 and broadcast), the two-loop recursion on the 2m+1 coefficients
  * of d in the basis {s, y, g} using Gram entries only, a local gemv for this
  * rank's slice of d, and an MPI_Allgatherv.
- * Tested equal to dpt_lbfgs_two_loop (tests/test_mpi_lbfgs_vf.c); not yet
- * used by the solver, whose L-BFGS still keeps the replicated history. */
+ * Tested equal to dpt_lbfgs_two_loop (tests/test_mpi_lbfgs_vf.c); the
+ * solver's L-BFGS uses it unless p.lbfgs_replicated is set. */
 typedef struct dpt_lbfgs_vf {
     MPI_Comm comm;
     int P, rank;
@@ -82,7 +82,8 @@ typedef struct dpt_solve_ctx {
     dpt_real *d;              /* search direction */
     dpt_real *w1, *w2, *w3, *w4; /* method work vectors (Newton-CG: r, p, Ap, d_prev) */
     double *phi_hist;         /* Newton-CG: [cg_max_iter + 1] CG objective values */
-    dpt_lbfgs_mem mem;
+    dpt_lbfgs_mem mem;        /* L-BFGS, replicated history (p.lbfgs_replicated) */
+    dpt_lbfgs_vf vf;          /* L-BFGS, history sharded over the ranks (the default) */
     double f;
     int iter;                 /* accepted iterations so far */
     /* set by the step functions for the callback */

@@ -3,9 +3,11 @@
  * strong-Wolfe line search (More-Thuente, dpt/linesearch.h).
  *
  * The history is a ring buffer of m pairs s_i = x_{i+1} - x_i,
- * y_i = g_{i+1} - g_i (2 m n reals), replicated on every rank.
- * dpt_lbfgs_two_loop is the only function that reads it, so that a sharded
- * version can replace it. */
+ * y_i = g_{i+1} - g_i. By default it is sharded over the ranks, 2 m n / P
+ * reals each, and the direction is the vector-free two-loop recursion
+ * (lbfgs_vf.c); with p.lbfgs_replicated every rank keeps all 2 m n reals
+ * and runs the serial two-loop (dpt_lbfgs_two_loop). Both give the same H,
+ * so the same iterates up to rounding (tests/test_mpi_solve.c). */
 #include <math.h>
 #include <string.h>
 
@@ -39,50 +41,79 @@ void dpt_lbfgs_two_loop(dpt_lbfgs_mem *mem, const dpt_real *g, dpt_real *d)
     dpt_scal(n, (dpt_real)-1, d, 1);
 }
 
-/* Stores s = x_new - x_old, y = g_new - g_old if s.y > 1e-10 |s| |y|
- * (otherwise the pair is skipped: the update would not keep H positive
- * definite, N&W section 6.1 / 7.2). */
-static void store_pair(dpt_lbfgs_mem *mem, const dpt_real *x_new, const dpt_real *x_old,
-                       const dpt_real *g_new, const dpt_real *g_old)
+/* s = x_new - x_old, y = g_new - g_old into s[n], y[n]; returns
+ * rho = 1 / (s.y), or 0 when s.y <= 1e-10 |s| |y|: then the pair is skipped,
+ * as the update would not keep H positive definite (N&W section 6.1, 7.2). */
+static double make_pair(size_t n, dpt_real *s, dpt_real *y, const dpt_real *x_new, const dpt_real *x_old,
+                        const dpt_real *g_new, const dpt_real *g_old)
 {
-    const size_t n = mem->n;
-    dpt_real *s = mem->s + (size_t)mem->head * n, *y = mem->y + (size_t)mem->head * n;
     for (size_t i = 0; i < n; i++) s[i] = x_new[i] - x_old[i], y[i] = g_new[i] - g_old[i];
     double sy = dpt_dot_acc((int)n, s, y);
     double ss = dpt_dot_acc((int)n, s, s), yy = dpt_dot_acc((int)n, y, y);
-    if (!(sy > 1e-10 * sqrt(ss) * sqrt(yy))) return;
-    mem->rho[mem->head] = 1.0 / sy;
+    return sy > 1e-10 * sqrt(ss) * sqrt(yy) ? 1.0 / sy : 0;
+}
+
+/* Stores the newest pair: in place in the replicated ring, or this rank's
+ * slices of it (formed in the work vectors w1, w2) in the sharded one. */
+static void store_pair(dpt_solve_ctx *c, const dpt_real *x_new, const dpt_real *x_old,
+                       const dpt_real *g_new, const dpt_real *g_old)
+{
+    if (!c->p.lbfgs_replicated) {
+        double rho = make_pair(c->n, c->w1, c->w2, x_new, x_old, g_new, g_old);
+        if (rho > 0) dpt_lbfgs_vf_push(&c->vf, c->w1, c->w2, rho);
+        return;
+    }
+    dpt_lbfgs_mem *mem = &c->mem;
+    double rho = make_pair(mem->n, mem->s + (size_t)mem->head * mem->n, mem->y + (size_t)mem->head * mem->n,
+                           x_new, x_old, g_new, g_old);
+    if (!(rho > 0)) return;
+    mem->rho[mem->head] = rho;
     mem->head = (mem->head + 1) % mem->m;
     if (mem->count < mem->m) mem->count++;
 }
 
+static int history_count(const dpt_solve_ctx *c) { return c->p.lbfgs_replicated ? c->mem.count : c->vf.count; }
+
+static void history_reset(dpt_solve_ctx *c)
+{
+    c->mem.count = 0, c->mem.head = 0;
+    dpt_lbfgs_vf_reset(&c->vf);
+}
+
 /* Direction and first trial step: -H g with alpha 1, or steepest descent
  * with alpha 1/|g| (no history, or -H g not a descent direction). */
-static double direction(dpt_solve_ctx *c, double *dphi0)
+static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha0)
 {
     const int n = (int)c->n;
-    if (c->mem.count > 0) {
-        dpt_lbfgs_two_loop(&c->mem, c->g, c->d);
+    if (history_count(c) > 0) {
+        if (c->p.lbfgs_replicated) {
+            dpt_lbfgs_two_loop(&c->mem, c->g, c->d);
+        } else {
+            dpt_status st = dpt_lbfgs_vf_direction(&c->vf, c->g, c->d);
+            if (st != DPT_OK) return st;
+        }
         *dphi0 = dpt_dot_acc(n, c->g, c->d);
-        if (*dphi0 < 0 && isfinite(*dphi0)) return 1.0;
-        c->mem.count = 0, c->mem.head = 0; /* lost positive definiteness: restart */
+        *alpha0 = 1.0;
+        if (*dphi0 < 0 && isfinite(*dphi0)) return DPT_OK;
+        history_reset(c); /* lost positive definiteness: restart */
     }
     for (int i = 0; i < n; i++) c->d[i] = -c->g[i];
     *dphi0 = -dpt_dot_acc(n, c->g, c->g);
-    return 1.0 / sqrt(-*dphi0);
+    *alpha0 = 1.0 / sqrt(-*dphi0);
+    return DPT_OK;
 }
 
 dpt_status dpt_solve_lbfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
 {
-    double dphi0;
-    double a0 = direction(c, &dphi0);
+    double dphi0, a0;
     dpt_linesearch_result res;
-    int ok;
-    dpt_status st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
-    if (st == DPT_OK && !ok && c->mem.count > 0) { /* retry once along -g */
-        c->mem.count = 0, c->mem.head = 0;
-        a0 = direction(c, &dphi0);
-        st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
+    int ok = 0;
+    dpt_status st = direction(c, &dphi0, &a0);
+    if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
+    if (st == DPT_OK && !ok && history_count(c) > 0) { /* retry once along -g */
+        history_reset(c);
+        st = direction(c, &dphi0, &a0);
+        if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
     }
     if (st != DPT_OK) return st;
     if (!ok) {
@@ -91,6 +122,6 @@ dpt_status dpt_solve_lbfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
     }
     st = dpt_solve_accept(c, &res); /* (x, g) <- new point, (xt, gt) <- old */
     if (st != DPT_OK) return st;
-    store_pair(&c->mem, c->x, c->xt, c->g, c->gt);
+    store_pair(c, c->x, c->xt, c->g, c->gt);
     return DPT_OK;
 }

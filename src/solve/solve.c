@@ -132,12 +132,16 @@ static dpt_status check_params(const dpt_solve_params *p)
 }
 
 /* One block for every vector of the run: x, g, xt, gt, d, and per method
- * four work vectors (Newton-CG) or the L-BFGS history 2 m n. */
+ * four work vectors (Newton-CG), two (L-BFGS: s and y before they are
+ * sliced into the sharded history) or the replicated history 2 m n. The
+ * sharded history is allocated, and its BLACS grid opened, once per run. */
 static dpt_status alloc_ctx(dpt_solve_ctx *c)
 {
     size_t n = c->n, nvec = 5, m = 0;
+    int sharded = c->p.method == DPT_SOLVE_LBFGS && !c->p.lbfgs_replicated;
     if (c->p.method == DPT_SOLVE_NEWTON_CG) nvec += 4;
-    if (c->p.method == DPT_SOLVE_LBFGS) m = (size_t)c->p.lbfgs_m;
+    if (sharded) nvec += 2;
+    if (c->p.method == DPT_SOLVE_LBFGS && !sharded) m = (size_t)c->p.lbfgs_m;
     dpt_real *block = malloc(sizeof(dpt_real) * n * (nvec + 2 * m) + 1);
     double *dbl = malloc(sizeof(double) * (2 * m + (size_t)c->p.cg_max_iter + 1));
     if (!block || !dbl) {
@@ -150,13 +154,18 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     c->mem = (dpt_lbfgs_mem){.n = n, .m = (int)m, .s = block + nvec * n,
                              .y = block + (nvec + m) * n, .rho = dbl, .alpha = dbl + m};
     c->phi_hist = dbl + 2 * m;
-    return DPT_OK;
+    if (!sharded) return DPT_OK;
+    dpt_status st = dpt_lbfgs_vf_create(&c->vf, c->o->comm.comm, n, c->p.lbfgs_m, NULL, 0, NULL);
+    st = dpt_agree_status(&c->o->comm, st, NULL); /* no rank may open the grid alone */
+    if (st == DPT_OK) st = dpt_lbfgs_vf_grid_open(&c->vf);
+    return st;
 }
 
 static dpt_solve_stop check_stop(const dpt_solve_ctx *c, double f_prev, long calls)
 {
     double gmax = dpt_solve_norm_inf(c->g, c->n);
-    if (gmax <= c->p.gtol * fmax(1.0, dpt_solve_norm_inf(c->x, c->n))) return DPT_SOLVE_STOP_GTOL;
+    double scale = c->p.gtol_absolute ? 1.0 : fmax(1.0, dpt_solve_norm_inf(c->x, c->n));
+    if (gmax <= c->p.gtol * scale) return DPT_SOLVE_STOP_GTOL;
     if (c->iter > 0 && f_prev - c->f <= c->p.ftol * fmax(1.0, fabs(f_prev)))
         return DPT_SOLVE_STOP_FTOL;
     if (c->iter >= c->p.max_iter) return DPT_SOLVE_STOP_MAX_ITER;
@@ -224,6 +233,7 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     if (st != DPT_OK) return st;
     dpt_solve_ctx c;
     memset(&c, 0, sizeof c);
+    c.vf.ctx = -1; /* no grid open */
     c.o = o;
     c.p = *p;
     c.n = o->model->n_params;
@@ -241,6 +251,7 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     if (st == DPT_OK) memcpy(theta, c.x, sizeof(dpt_real) * c.n);
     fill_report(&c, st == DPT_OK ? stop : DPT_SOLVE_STOP_NONE, e0, p0, report);
 cleanup:
+    dpt_lbfgs_vf_destroy(&c.vf);
     free(block);
     free(c.mem.rho);
     return st;

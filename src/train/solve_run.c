@@ -21,8 +21,9 @@ static void on_iteration(const dpt_solve_iter *it, void *user)
     dpt_report_iteration(user, it);
 }
 
-/* Solves from the model's parameters; they hold the result afterwards. */
-static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out)
+/* Solves from the model's parameters; they hold the result afterwards.
+ * *samples: samples passed through the model (evaluations and products). */
+static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out, double *samples)
 {
     const dpt_config *cfg = t->cfg;
     size_t n = t->model.n_params;
@@ -30,13 +31,16 @@ static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out
     if (!theta) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the solver's iterate");
     memcpy(theta, t->model.params, sizeof(dpt_real) * n);
     dpt_oracle oracle;
-    dpt_status st = dpt_oracle_create(&oracle, t->comm.comm, &t->model, t->train_set, 0,
-                                      t->train_set->n_samples, cfg->update.curvature_fraction,
-                                      cfg->optim.weight_decay);
+    size_t batch = t->train_set->n_samples;
+    if (cfg->update.solve_samples > 0 && (size_t)cfg->update.solve_samples < batch)
+        batch = (size_t)cfg->update.solve_samples;
+    dpt_status st = dpt_oracle_create(&oracle, t->comm.comm, &t->model, t->train_set, 0, batch,
+                                      cfg->update.curvature_fraction, cfg->optim.weight_decay);
     if (st == DPT_OK) {
         dpt_solve_params params = cfg->solve;
         params.method = solver_of(cfg->optim.method);
         st = dpt_solve(&oracle, theta, &params, out, on_iteration, rep);
+        *samples = (double)oracle.evals * oracle.n_total + (double)oracle.products * oracle.n_curv;
         dpt_oracle_destroy(&oracle);
     }
     /* the oracle left a trial point in the model: put the iterate back */
@@ -54,12 +58,14 @@ dpt_status dpt_trainer_solve(dpt_trainer *t, const dpt_dataset *test_set, dpt_ru
     double start = MPI_Wtime();
     dpt_solve_report solved;
     memset(&solved, 0, sizeof solved);
-    st = solve(t, &rep, &solved);
+    double samples = 0;
+    st = solve(t, &rep, &solved, &samples);
     double train_seconds = MPI_Wtime() - start;
     if (st == DPT_OK) st = dpt_trainer_evaluate(t, test_set, &report->final_test);
     if (st == DPT_OK) {
         report->steps = solved.iterations;
         report->train_seconds = train_seconds;
+        report->samples_per_second = train_seconds > 0 ? samples / train_seconds : 0;
         report->total_seconds = MPI_Wtime() - start;
         dpt_report_solved(&rep, &solved);
         dpt_report_final(&rep, report);
