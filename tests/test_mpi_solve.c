@@ -19,12 +19,14 @@
 #define SERIAL_TOL 1e-10
 #define PREFIX 20
 #define PREFIX_NEWTON 5
+#define SERIAL_TOL_ANY 1e-12
 #else
 #define GTOL 1e-8
 #define F_REL_TOL 1e-4
 #define G_TOL 1e-3
 #define PREFIX 10
 #define PREFIX_NEWTON 3
+#define SERIAL_TOL_ANY 1e-6
 #endif
 
 #define MAX_PARAMS 512
@@ -42,6 +44,8 @@ static void make_model(dpt_model *m, const char *layers)
 typedef struct trace {
     double f_start, f_last;
     int calls, monotone, finite, last_iter;
+    int spectra, first_negative; /* iterations with a spectrum; negative eigenvalues at the first */
+    double first_eig_min, first_eig_max;
     double fs[MAX_TRACE]; /* f after each iteration */
 } trace;
 
@@ -52,6 +56,8 @@ static void on_iter(const dpt_solve_iter *it, void *user)
     if (!isfinite(it->f) || !isfinite(it->gnorm_inf)) t->finite = 0;
     if (it->iter != t->last_iter + 1) t->monotone = 0;
     t->f_last = it->f, t->last_iter = it->iter;
+    if (it->has_spectrum && t->spectra++ == 0)
+        t->first_negative = it->negative, t->first_eig_min = it->eig_min, t->first_eig_max = it->eig_max;
     if (t->calls < MAX_TRACE) t->fs[t->calls] = it->f;
     t->calls++;
 }
@@ -100,7 +106,7 @@ static int same_on_all_ranks(const dpt_real *theta, size_t n)
 
 static const char *method_name(dpt_solve_method m)
 {
-    static const char *const names[] = {"lbfgs", "cg-pr+", "cg-fr", "newton-cg"};
+    static const char *const names[] = {"lbfgs", "cg-pr+", "cg-fr", "newton-cg", "newton", "bfgs"};
     return names[m];
 }
 
@@ -122,6 +128,20 @@ static void print_run(const char *what, const run_result *r)
            r->report.products, r->report.f, r->report.gnorm_inf, r->report.reason_name);
 }
 
+/* max |theta_a - theta_b| of two softmax-regression runs (model "4": the
+ * 4 biases last), up to a shift of all biases: softmax is invariant to it,
+ * f and g do not see it, and the Newton step's component along it is
+ * rounding error over the damping (about 1e-8 in double). */
+static double softmax_theta_diff(const run_result *a, const run_result *b)
+{
+    const size_t n = a->n, K = 4;
+    double shift = 0, diff = 0;
+    for (size_t i = n - K; i < n; i++) shift += ((double)a->theta[i] - b->theta[i]) / K;
+    for (size_t i = 0; i < n; i++)
+        diff = fmax(diff, fabs((double)a->theta[i] - b->theta[i] - (i >= n - K ? shift : 0)));
+    return diff;
+}
+
 /* P ranks against one process (MPI_COMM_SELF). Sums reduced over ranks
  * differ from the serial sums in the last bit, and the methods' discrete
  * decisions (line-search branches, the CG stopping rule) amplify that near
@@ -132,15 +152,14 @@ static void compare_with_serial(const run_result *conv, dpt_solve_params *p)
 {
     static run_result a, b, serial;
     dpt_solve_params q = *p;
-    q.max_iter = p->method == DPT_SOLVE_NEWTON_CG ? PREFIX_NEWTON : PREFIX;
+    q.max_iter = p->method == DPT_SOLVE_NEWTON_CG || p->method == DPT_SOLVE_NEWTON ? PREFIX_NEWTON : PREFIX;
     run(&a, MPI_COMM_WORLD, "4", 1, &q);
     /* the reference is plain serial L-BFGS: the replicated two-loop in one
      * process, against the history sharded over P ranks */
     dpt_solve_params q_serial = q;
     q_serial.lbfgs_replicated = 1;
     run(&b, MPI_COMM_SELF, "4", 1, &q_serial);
-    double diff = 0, fdiff = 0;
-    for (size_t i = 0; i < a.n; i++) diff = fmax(diff, fabs((double)a.theta[i] - b.theta[i]));
+    double diff = softmax_theta_diff(&a, &b), fdiff = 0;
     for (int i = 0; i < a.tr.calls && i < MAX_TRACE; i++)
         fdiff = fmax(fdiff, fabs(a.tr.fs[i] - b.tr.fs[i]) / fabs(b.tr.fs[i]));
     run(&serial, MPI_COMM_SELF, "4", 1, p);
@@ -166,8 +185,8 @@ static void compare_with_serial(const run_result *conv, dpt_solve_params *p)
  * monotone f, P ranks = 1 rank. */
 static void test_softmax_methods(void)
 {
-    static run_result dist[4];
-    for (int k = 0; k < 4; k++) {
+    static run_result dist[6];
+    for (int k = 0; k < 6; k++) {
         dpt_solve_params p;
         softmax_params(&p, (dpt_solve_method)k);
         run(&dist[k], MPI_COMM_WORLD, "4", 1, &p);
@@ -183,27 +202,70 @@ static void test_softmax_methods(void)
         CU_ASSERT(fabs(r->report.f - dist[0].report.f) <= F_REL_TOL * fabs(dist[0].report.f));
         CU_ASSERT(same_on_all_ranks(r->theta, r->n));
         if (k == DPT_SOLVE_NEWTON_CG) CU_ASSERT(r->report.products > 0);
+        if (k == DPT_SOLVE_NEWTON) CU_ASSERT(r->report.iterations <= 15); /* quadratic convergence */
+        if (k == DPT_SOLVE_BFGS || k == DPT_SOLVE_NEWTON) CU_ASSERT(r->report.state_bytes > 0);
 
         compare_with_serial(r, &p);
     }
 }
 
-/* A tanh MLP: L-BFGS and Newton-CG (Gauss-Newton and Hessian) lower f. */
+/* Newton on softmax regression, where G = H: the matrix assembled from
+ * factored Jacobian rows (p?syrk) and the one assembled column by column
+ * from Hv products give the same iterates; the Cholesky and the truncated
+ * CG linear solvers reach the same minimum; the spectrum is reported. */
+static void test_newton_variants(void)
+{
+    static run_result hess, gn, cg;
+    dpt_solve_params p;
+    softmax_params(&p, DPT_SOLVE_NEWTON);
+    p.max_iter = 3;
+    run(&hess, MPI_COMM_WORLD, "4", 1, &p);
+    p.curvature = DPT_CURV_GAUSS_NEWTON;
+    run(&gn, MPI_COMM_WORLD, "4", 1, &p);
+    double diff = softmax_theta_diff(&gn, &hess);
+    if (world_rank == 0) printf("\n  newton, 3 iterations: |theta_GN - theta_H| %.2g", diff);
+    CU_ASSERT(fixture_all_ranks(hess.status == DPT_OK && gn.status == DPT_OK));
+    CU_ASSERT(diff < SERIAL_TOL_ANY);
+    CU_ASSERT(hess.report.products >= 3 * (long)hess.n && gn.report.products == 0);
+
+    softmax_params(&p, DPT_SOLVE_NEWTON);
+    p.curvature = DPT_CURV_GAUSS_NEWTON;
+    p.newton_solver = DPT_NEWTON_CG;
+    p.spectrum = 1;
+    run(&cg, MPI_COMM_WORLD, "4", 1, &p);
+    softmax_params(&p, DPT_SOLVE_LBFGS);
+    run(&gn, MPI_COMM_WORLD, "4", 1, &p);
+    print_run("newton-cg (dense)", &cg);
+    CU_ASSERT(fixture_all_ranks(cg.status == DPT_OK));
+    CU_ASSERT(cg.report.gnorm_inf < G_TOL);
+    /* convex: no negative eigenvalue; lambda_min is the bias shift's 0 */
+    CU_ASSERT(cg.tr.spectra == cg.report.iterations && cg.tr.first_negative == 0);
+    CU_ASSERT(cg.tr.first_eig_max > 0 && fabs(cg.tr.first_eig_min) < 1e-6 * cg.tr.first_eig_max);
+    CU_ASSERT(fabs(cg.report.f - gn.report.f) <= F_REL_TOL * fabs(gn.report.f));
+    CU_ASSERT(same_on_all_ranks(cg.theta, cg.n));
+}
+
+/* A tanh MLP (nonconvex): L-BFGS, Newton-CG and Newton (Gauss-Newton and
+ * Hessian; the Hessian is indefinite away from a minimum, so the damping
+ * is raised) and BFGS lower f without NaN. */
 static void test_mlp_nonconvex(void)
 {
     static run_result r;
-    const dpt_solve_method methods[] = {DPT_SOLVE_LBFGS, DPT_SOLVE_NEWTON_CG, DPT_SOLVE_NEWTON_CG};
-    const dpt_curvature_kind kinds[] = {DPT_CURV_GAUSS_NEWTON, DPT_CURV_GAUSS_NEWTON, DPT_CURV_HESSIAN};
-    for (int k = 0; k < 3; k++) {
+    const dpt_solve_method methods[] = {DPT_SOLVE_LBFGS, DPT_SOLVE_NEWTON_CG, DPT_SOLVE_NEWTON_CG,
+                                        DPT_SOLVE_NEWTON, DPT_SOLVE_NEWTON, DPT_SOLVE_BFGS};
+    const dpt_curvature_kind kinds[] = {DPT_CURV_GAUSS_NEWTON, DPT_CURV_GAUSS_NEWTON, DPT_CURV_HESSIAN,
+                                        DPT_CURV_GAUSS_NEWTON, DPT_CURV_HESSIAN, DPT_CURV_GAUSS_NEWTON};
+    for (int k = 0; k < 6; k++) {
         dpt_solve_params p;
         dpt_solve_params_init(&p);
         p.method = methods[k];
         p.curvature = kinds[k];
         p.max_iter = 30;
+        p.spectrum = methods[k] == DPT_SOLVE_NEWTON;
         run(&r, MPI_COMM_WORLD, "6 tanh, 4", 0, &p);
         if (world_rank == 0)
             printf("\n  MLP %s%s: f %.6g -> %.6g in %d iterations (%ld evals, %ld products, %s)",
-                   method_name(p.method), k == 2 ? " (Hessian)" : k == 1 ? " (GN)" : "", r.f0,
+                   method_name(p.method), kinds[k] == DPT_CURV_HESSIAN ? " (Hessian)" : k == 1 || k == 3 ? " (GN)" : "", r.f0,
                    r.report.f, r.report.iterations, r.report.evals, r.report.products,
                    r.report.reason_name);
         CU_ASSERT(fixture_all_ranks(r.status == DPT_OK));
@@ -213,6 +275,12 @@ static void test_mlp_nonconvex(void)
         for (size_t i = 0; i < r.n; i++) finite &= isfinite((double)r.theta[i]);
         CU_ASSERT(finite);
         CU_ASSERT(same_on_all_ranks(r.theta, r.n));
+        if (methods[k] == DPT_SOLVE_NEWTON && world_rank == 0)
+            printf(" eigenvalues at the start [%.3g, %.3g], %d negative", r.tr.first_eig_min,
+                   r.tr.first_eig_max, r.tr.first_negative);
+        /* G is PSD; the Hessian of the tanh MLP at its start is indefinite */
+        if (methods[k] == DPT_SOLVE_NEWTON)
+            CU_ASSERT(kinds[k] == DPT_CURV_HESSIAN ? r.tr.first_negative > 0 : r.tr.first_negative == 0);
     }
 }
 
@@ -251,6 +319,8 @@ int main(int argc, char **argv)
     CU_pSuite suite = CU_add_suite("solve", NULL, NULL);
     CU_add_test(suite, "softmax regression: all methods, same minimum, P ranks = 1 rank",
                 test_softmax_methods);
+    CU_add_test(suite, "newton: syrk and column assembly agree, CG and Cholesky solves",
+                test_newton_variants);
     CU_add_test(suite, "tanh MLP: L-BFGS and Newton-CG lower f", test_mlp_nonconvex);
     CU_add_test(suite, "limits and bad parameters", test_limits_and_args);
     int status = fixture_run(world_rank);

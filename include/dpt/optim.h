@@ -31,6 +31,8 @@ typedef enum dpt_optim_method {
     DPT_OPTIM_CG,               /* nonlinear CG, Polak-Ribiere+ */
     DPT_OPTIM_CG_FR,            /* nonlinear CG, Fletcher-Reeves */
     DPT_OPTIM_NEWTON_CG,        /* Hessian-free Newton-CG (Martens 2010) */
+    DPT_OPTIM_NEWTON,           /* damped Newton on an explicit ScaLAPACK curvature matrix */
+    DPT_OPTIM_BFGS,             /* BFGS, dense distributed inverse Hessian (N&W algorithm 6.1) */
     DPT_OPTIM_COUNT_
 } dpt_optim_method;
 
@@ -45,7 +47,7 @@ typedef enum dpt_schedule_kind {
 } dpt_schedule_kind;
 
 const char *dpt_optim_method_name(dpt_optim_method method);
-/* 1 for the full-batch second-order methods (lbfgs, cg, cg_fr, newton_cg). */
+/* 1 for the full-batch second-order methods (lbfgs, cg, cg_fr, newton_cg, newton, bfgs). */
 int dpt_optim_is_second_order(dpt_optim_method method);
 const char *dpt_schedule_name(dpt_schedule_kind kind);
 

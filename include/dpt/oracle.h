@@ -47,4 +47,13 @@ dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f
 dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_real *v,
                                 dpt_real *out, dpt_curvature_kind kind);
 
+/* Factored Gauss-Newton rows (dpt_model_gn_rows) of this rank's curvature
+ * samples [first, first + count) (indices into its curvature subsample,
+ * count <= model->max_batch) at theta: rows[count * R][n_params],
+ * R = dpt_model_gn_rows_per_sample. Summed over ranks and scaled by
+ * 1 / n_curv, A^T A is the Gauss-Newton part of dpt_oracle_curvature's
+ * matrix (without the L2 term). Local: no communication. */
+dpt_status dpt_oracle_gn_rows(dpt_oracle *o, const dpt_real *theta, size_t first, size_t count,
+                              dpt_real *rows);
+
 #endif /* DPT_ORACLE_H */

@@ -6,7 +6,14 @@
  *   nonlinear CG     Polak-Ribiere+ or Fletcher-Reeves (N&W section 5.2,
  *                    eqs. 5.41a, 5.44, restarts eq. 5.52);
  *   Newton-CG        Hessian-free with Levenberg-Marquardt damping (Martens,
- *                    "Deep learning via Hessian-free optimization", ICML 2010).
+ *                    "Deep learning via Hessian-free optimization", ICML 2010);
+ *   Newton           damped (regularized) Newton on the curvature matrix
+ *                    assembled explicitly as a 2-D block-cyclic ScaLAPACK
+ *                    matrix: (C + alpha I) d = -g by Cholesky (p?potrf), alpha
+ *                    raised until C + alpha I is positive definite, or by
+ *                    truncated CG on p?gemv products (N&W section 3.4, 7.1);
+ *   BFGS             the dense inverse-Hessian approximation as a distributed
+ *                    matrix (N&W algorithm 6.1, update eq. 6.17, H0 eq. 6.20).
  *
  * Iterates and gradients are full n_params vectors, replicated on every
  * rank; the L-BFGS history is sharded over the ranks (a ScaLAPACK block-row
@@ -25,8 +32,16 @@ typedef enum dpt_solve_method {
     DPT_SOLVE_LBFGS = 0,
     DPT_SOLVE_CG_PR,     /* nonlinear CG, Polak-Ribiere+ */
     DPT_SOLVE_CG_FR,     /* nonlinear CG, Fletcher-Reeves */
-    DPT_SOLVE_NEWTON_CG  /* Hessian-free truncated Newton */
+    DPT_SOLVE_NEWTON_CG, /* Hessian-free truncated Newton */
+    DPT_SOLVE_NEWTON,    /* damped Newton, explicit ScaLAPACK curvature matrix */
+    DPT_SOLVE_BFGS       /* BFGS, dense distributed inverse Hessian */
 } dpt_solve_method;
+
+/* How the damped Newton method solves (C + alpha I) d = -g. */
+typedef enum dpt_newton_solver {
+    DPT_NEWTON_CHOLESKY = 0, /* p?potrf/p?potrs, alpha raised until the factorization succeeds */
+    DPT_NEWTON_CG            /* truncated linear CG on p?gemv products (stops at negative curvature) */
+} dpt_newton_solver;
 
 typedef enum dpt_solve_stop {
     DPT_SOLVE_STOP_NONE = 0,   /* not stopped (or an error status was returned) */
@@ -60,7 +75,14 @@ typedef struct dpt_solve_params {
     double lambda0;           /* initial damping, >= 0 (default 1.0) */
     double cg_eps;            /* Martens' relative-progress tolerance (default 5e-4) */
     double warm_decay;        /* warm start d0 = warm_decay d_prev, in [0, 1] (default 0.95) */
-    dpt_curvature_kind curvature; /* default DPT_CURV_GAUSS_NEWTON */
+    dpt_curvature_kind curvature; /* Newton-CG and Newton: default DPT_CURV_GAUSS_NEWTON; Newton
+                                     assembles G from factored Jacobian rows with p?syrk and the
+                                     exact Hessian column by column from Hv products (n products:
+                                     for small models) */
+    /* Newton */
+    double newton_alpha0;     /* damping tried first in (C + alpha I) d = -g, >= 0 (default 0) */
+    dpt_newton_solver newton_solver; /* default DPT_NEWTON_CHOLESKY */
+    int spectrum;             /* 1: eigenvalues of C (p?syevd) at every iteration (default 0) */
 } dpt_solve_params;
 
 void dpt_solve_params_init(dpt_solve_params *p);
@@ -74,6 +96,12 @@ typedef struct dpt_solve_iter {
     long oracle_calls;   /* evals + products so far in this dpt_solve call */
     double lambda;       /* Newton-CG damping after this step's LM update (0 otherwise) */
     int cg_iters;        /* Newton-CG linear CG iterations of this step (0 otherwise) */
+    /* Newton with spectrum = 1: eigenvalues of the curvature matrix C (with
+     * the L2 term) at the start of this step; has_spectrum 0 otherwise */
+    int has_spectrum;
+    double eig_min, eig_max; /* extreme eigenvalues */
+    double condition;        /* |eig_max| / |eig_min| (inf when eig_min = 0) */
+    int negative;            /* eigenvalues < 0: a saddle point or a non-convex region */
 } dpt_solve_iter;
 
 typedef struct dpt_solve_report {
@@ -82,6 +110,8 @@ typedef struct dpt_solve_report {
     double f, gnorm_inf;      /* at the returned theta */
     dpt_solve_stop reason;
     const char *reason_name;  /* dpt_solve_stop_name(reason) */
+    size_t state_bytes;       /* this rank's curvature memory: the L-BFGS history, the
+                                 BFGS or Newton matrix block (0 for CG and Newton-CG) */
     char detail[256];         /* e.g. the line search's message when it failed */
 } dpt_solve_report;
 

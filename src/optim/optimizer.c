@@ -10,7 +10,8 @@ static const char *const method_names[DPT_OPTIM_COUNT_] = {
     [DPT_OPTIM_ADAGRAD] = "adagrad", [DPT_OPTIM_RMSPROP] = "rmsprop",
     [DPT_OPTIM_RMSPROP_NESTEROV] = "rmsprop_nesterov", [DPT_OPTIM_ADAM] = "adam",
     [DPT_OPTIM_ADAMW] = "adamw", [DPT_OPTIM_LBFGS] = "lbfgs", [DPT_OPTIM_CG] = "cg",
-    [DPT_OPTIM_CG_FR] = "cg_fr", [DPT_OPTIM_NEWTON_CG] = "newton_cg"};
+    [DPT_OPTIM_CG_FR] = "cg_fr", [DPT_OPTIM_NEWTON_CG] = "newton_cg",
+    [DPT_OPTIM_NEWTON] = "newton", [DPT_OPTIM_BFGS] = "bfgs"};
 
 int dpt_optim_is_second_order(dpt_optim_method method)
 {

@@ -411,6 +411,15 @@ static dpt_status matrix_range(const dpt_dense *A, double *max_abs, double *min_
     return DPT_OK;
 }
 
+dpt_status dpt_dense_max_abs(dpt_dense *A, double *max_abs)
+{
+    double min_diag = 0;
+    int finite = 1;
+    dpt_status st = matrix_range(A, max_abs, &min_diag, &finite);
+    if (st == DPT_OK && !finite) return DPT_FAIL(DPT_ERR_NUMERIC, "dense: the matrix has non-finite entries");
+    return st;
+}
+
 /* work_a = Cholesky factor of A + alpha I (lower), *not_pd = the order of
  * the first non-positive leading minor, 0 if it is positive definite, the
  * same on every rank (reduced, not assumed). Collective. */

@@ -110,6 +110,10 @@ dpt_status dpt_dense_gemv(dpt_dense *A, const dpt_real *x, dpt_real *y);
 dpt_status dpt_dense_damped_solve(dpt_dense *A, const dpt_real *g, double alpha0, dpt_real *d,
                                   double *alpha_used);
 
+/* *max_abs = max |a_ij| over the whole matrix (replicated); DPT_ERR_NUMERIC
+ * for a non-finite entry. Collective. */
+dpt_status dpt_dense_max_abs(dpt_dense *A, double *max_abs);
+
 /* All n eigenvalues of A in ascending order into w[n] (replicated and
  * bit-identical), by p?syevd on a copy (A unchanged); p?syevd computes the
  * eigenvectors too (its JOBZ = 'N' is not implemented), so the call

@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include "dense.h"
 #include "dpt/solve.h"
 
 
@@ -84,6 +85,14 @@ typedef struct dpt_solve_ctx {
     double *phi_hist;         /* Newton-CG: [cg_max_iter + 1] CG objective values */
     dpt_lbfgs_mem mem;        /* L-BFGS, replicated history (p.lbfgs_replicated) */
     dpt_lbfgs_vf vf;          /* L-BFGS, history sharded over the ranks (the default) */
+    dpt_dense dense;          /* Newton: the curvature matrix; BFGS: the inverse Hessian */
+    dpt_real *rows;           /* Newton, Gauss-Newton: factored Jacobian rows of one chunk */
+    size_t rows_chunk;        /* samples per chunk of rows */
+    double *eig;              /* Newton with spectrum: [n] eigenvalues */
+    int bfgs_fresh;           /* BFGS: H is the identity, no pair stored yet */
+    double alpha_floor;       /* Newton: the damping tried first this step */
+    int has_spectrum, negative; /* Newton with spectrum, this step: see dpt_solve_iter */
+    double eig_min, eig_max;
     double f;
     int iter;                 /* accepted iterations so far */
     /* set by the step functions for the callback */
@@ -105,6 +114,12 @@ typedef struct dpt_solve_ctx {
 dpt_status dpt_solve_lbfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
 dpt_status dpt_solve_ncg_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
 dpt_status dpt_solve_newton_cg_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
+dpt_status dpt_solve_newton_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
+dpt_status dpt_solve_bfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
+
+/* Newton: samples per chunk of factored Jacobian rows (a buffer of about
+ * 32 MiB, at most the model's batch). */
+size_t dpt_solve_newton_chunk(const dpt_oracle *o);
 
 /* The line-search callback phi(alpha) = f(x + alpha d) on ctx (user = ctx):
  * writes xt, gt. */

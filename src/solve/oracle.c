@@ -114,3 +114,15 @@ dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_
     o->products++;
     return DPT_OK;
 }
+
+dpt_status dpt_oracle_gn_rows(dpt_oracle *o, const dpt_real *theta, size_t first, size_t count,
+                              dpt_real *rows)
+{
+    if (first + count > o->curv_count || count > (size_t)o->model->max_batch)
+        return DPT_FAIL(DPT_ERR_ARG, "oracle: rows of samples [%zu, +%zu) of %zu (batch at most %d)",
+                        first, count, o->curv_count, o->model->max_batch);
+    if (count == 0) return DPT_OK;
+    set_point(o, theta);
+    gather(o, first, count);
+    return dpt_model_gn_rows(o->model, &o->ws, o->batch_x, o->batch_y, (int)count, rows);
+}

@@ -111,7 +111,7 @@ dpt_status dpt_solve_search(dpt_solve_ctx *c, dpt_solve_search_fn search, double
 
 static dpt_status check_params(const dpt_solve_params *p)
 {
-    if ((unsigned)p->method > DPT_SOLVE_NEWTON_CG)
+    if ((unsigned)p->method > DPT_SOLVE_BFGS)
         return DPT_FAIL(DPT_ERR_ARG, "solve: unknown method %d", (int)p->method);
     if (p->max_iter < 0 || p->max_evals < 1)
         return DPT_FAIL(DPT_ERR_ARG, "solve: max_iter %d and max_evals %ld must be >= 0 and >= 1",
@@ -128,7 +128,37 @@ static dpt_status check_params(const dpt_solve_params *p)
                         "solve: Newton-CG needs cg_max_iter >= 1 (%d), lambda0 >= 0 (%g), "
                         "cg_eps > 0 (%g), warm_decay in [0, 1] (%g), a known curvature kind",
                         p->cg_max_iter, p->lambda0, p->cg_eps, p->warm_decay);
+    if (p->method == DPT_SOLVE_NEWTON &&
+        (!(p->newton_alpha0 >= 0) || p->cg_max_iter < 1 ||
+         (p->newton_solver != DPT_NEWTON_CHOLESKY && p->newton_solver != DPT_NEWTON_CG) ||
+         (p->curvature != DPT_CURV_HESSIAN && p->curvature != DPT_CURV_GAUSS_NEWTON)))
+        return DPT_FAIL(DPT_ERR_ARG, "solve: Newton needs damping >= 0 (%g), cg_max_iter >= 1 (%d), "
+                        "a known linear solver and curvature kind", p->newton_alpha0, p->cg_max_iter);
     return DPT_OK;
+}
+
+/* The explicit matrix of Newton (the curvature) or BFGS (the inverse
+ * Hessian), and Newton's row buffer and eigenvalues. */
+static dpt_status alloc_dense(dpt_solve_ctx *c)
+{
+    if (c->n > 46340) /* n^2 must fit ScaLAPACK's int sizes; far beyond "small" anyway */
+        return DPT_FAIL(DPT_ERR_ARG, "solve: %s keeps an n x n matrix; n = %zu parameters is too many "
+                        "(use lbfgs or newton_cg)", c->p.method == DPT_SOLVE_BFGS ? "bfgs" : "newton", c->n);
+    dpt_status st = dpt_dense_create(&c->dense, c->o->comm.comm, (int)c->n, 0);
+    if (st != DPT_OK) return st;
+    if (c->p.method == DPT_SOLVE_BFGS) {
+        dpt_dense_set_scaled_identity(&c->dense, 1.0);
+        c->bfgs_fresh = 1;
+        return DPT_OK;
+    }
+    if (c->p.curvature == DPT_CURV_GAUSS_NEWTON) {
+        c->rows_chunk = dpt_solve_newton_chunk(c->o);
+        c->rows = malloc(sizeof(dpt_real) * c->rows_chunk * (size_t)dpt_model_gn_rows_per_sample(c->o->model) * c->n);
+    }
+    if (c->p.spectrum) c->eig = malloc(sizeof(double) * c->n);
+    int ok = (c->rows || c->p.curvature != DPT_CURV_GAUSS_NEWTON) && (c->eig || !c->p.spectrum);
+    st = ok ? DPT_OK : DPT_FAIL(DPT_ERR_NOMEM, "newton: out of memory for the Jacobian rows or eigenvalues");
+    return dpt_agree_status(&c->o->comm, st, NULL);
 }
 
 /* One block for every vector of the run: x, g, xt, gt, d, and per method
@@ -139,8 +169,8 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
 {
     size_t n = c->n, nvec = 5, m = 0;
     int sharded = c->p.method == DPT_SOLVE_LBFGS && !c->p.lbfgs_replicated;
-    if (c->p.method == DPT_SOLVE_NEWTON_CG) nvec += 4;
-    if (sharded) nvec += 2;
+    if (c->p.method == DPT_SOLVE_NEWTON_CG || c->p.method == DPT_SOLVE_NEWTON) nvec += 4;
+    if (sharded || c->p.method == DPT_SOLVE_BFGS) nvec += 2;
     if (c->p.method == DPT_SOLVE_LBFGS && !sharded) m = (size_t)c->p.lbfgs_m;
     dpt_real *block = malloc(sizeof(dpt_real) * n * (nvec + 2 * m) + 1);
     double *dbl = malloc(sizeof(double) * (2 * m + (size_t)c->p.cg_max_iter + 1));
@@ -154,6 +184,7 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     c->mem = (dpt_lbfgs_mem){.n = n, .m = (int)m, .s = block + nvec * n,
                              .y = block + (nvec + m) * n, .rho = dbl, .alpha = dbl + m};
     c->phi_hist = dbl + 2 * m;
+    if (c->p.method == DPT_SOLVE_NEWTON || c->p.method == DPT_SOLVE_BFGS) return alloc_dense(c);
     if (!sharded) return DPT_OK;
     dpt_status st = dpt_lbfgs_vf_create(&c->vf, c->o->comm.comm, n, c->p.lbfgs_m, NULL, 0, NULL);
     st = dpt_agree_status(&c->o->comm, st, NULL); /* no rank may open the grid alone */
@@ -178,6 +209,8 @@ static dpt_status method_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
     switch (c->p.method) {
     case DPT_SOLVE_LBFGS: return dpt_solve_lbfgs_step(c, stop);
     case DPT_SOLVE_NEWTON_CG: return dpt_solve_newton_cg_step(c, stop);
+    case DPT_SOLVE_NEWTON: return dpt_solve_newton_step(c, stop);
+    case DPT_SOLVE_BFGS: return dpt_solve_bfgs_step(c, stop);
     default: return dpt_solve_ncg_step(c, stop);
     }
 }
@@ -203,7 +236,10 @@ static dpt_status run(dpt_solve_ctx *c, dpt_solve_stop *stop, dpt_solve_iter_fn 
         if (on_iter) {
             dpt_solve_iter it = {.iter = c->iter, .f = c->f, .gnorm_inf = dpt_solve_norm_inf(c->g, c->n),
                                  .step = c->step, .oracle_calls = calls_since(c->o, e0, p0),
-                                 .lambda = c->lambda, .cg_iters = c->cg_iters};
+                                 .lambda = c->lambda, .cg_iters = c->cg_iters,
+                                 .has_spectrum = c->has_spectrum, .eig_min = c->eig_min,
+                                 .eig_max = c->eig_max, .negative = c->negative,
+                                 .condition = fabs(c->eig_max) / fabs(c->eig_min)};
             on_iter(&it, user);
         }
     }
@@ -222,6 +258,11 @@ static void fill_report(const dpt_solve_ctx *c, dpt_solve_stop stop, long e0, lo
     r->gnorm_inf = c->g ? dpt_solve_norm_inf(c->g, c->n) : NAN;
     r->reason = stop;
     r->reason_name = dpt_solve_stop_name(stop);
+    if (c->p.method == DPT_SOLVE_LBFGS)
+        r->state_bytes = c->p.lbfgs_replicated ? 2 * (size_t)c->p.lbfgs_m * c->n * sizeof(dpt_real)
+                                               : dpt_lbfgs_vf_history_bytes(&c->vf);
+    else if (c->p.method == DPT_SOLVE_NEWTON || c->p.method == DPT_SOLVE_BFGS)
+        r->state_bytes = dpt_dense_local_bytes(&c->dense);
     snprintf(r->detail, sizeof r->detail, "%s", c->detail);
 }
 
@@ -234,6 +275,7 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     dpt_solve_ctx c;
     memset(&c, 0, sizeof c);
     c.vf.ctx = -1; /* no grid open */
+    c.dense.ctx = -1, c.dense.ctx_row = -1;
     c.o = o;
     c.p = *p;
     c.n = o->model->n_params;
@@ -252,6 +294,8 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     fill_report(&c, st == DPT_OK ? stop : DPT_SOLVE_STOP_NONE, e0, p0, report);
 cleanup:
     dpt_lbfgs_vf_destroy(&c.vf);
+    dpt_dense_destroy(&c.dense);
+    free(c.rows), free(c.eig);
     free(block);
     free(c.mem.rho);
     return st;

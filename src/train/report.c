@@ -3,6 +3,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,13 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
            t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
     if (dpt_optim_is_second_order(t->cfg->optim.method)) {
         const dpt_solve_params *s = &t->cfg->solve;
-        printf("optimizer: %s on the full batch of %zu samples (L2 %g on weights, gtol %g, ftol %g, "
-               "at most %d iterations)\n", dpt_optim_method_name(t->cfg->optim.method),
-               t->train_set->n_samples, t->cfg->optim.weight_decay, s->gtol, s->ftol, s->max_iter);
+        size_t batch = t->train_set->n_samples;
+        if (t->cfg->update.solve_samples > 0 && (size_t)t->cfg->update.solve_samples < batch)
+            batch = (size_t)t->cfg->update.solve_samples;
+        printf("optimizer: %s on the full batch of %zu samples (L2 %g on weights, gtol %g%s, ftol %g, "
+               "at most %d iterations)\n", dpt_optim_method_name(t->cfg->optim.method), batch,
+               t->cfg->optim.weight_decay, s->gtol, s->gtol_absolute ? " absolute" : " x max(1, |x|inf)",
+               s->ftol, s->max_iter);
     } else {
         print_first_order(t);
     }
@@ -321,6 +326,10 @@ void dpt_report_iteration(dpt_reporter *rep, const dpt_solve_iter *it)
         fprintf(stderr, "iter %d: f %.10g |g|inf %.3g step %.3g oracle calls %ld", it->iter, it->f,
                 it->gnorm_inf, it->step, it->oracle_calls);
         if (it->cg_iters) fprintf(stderr, " damping %.3g cg %d", it->lambda, it->cg_iters);
+        else if (it->lambda > 0) fprintf(stderr, " damping %.3g", it->lambda);
+        if (it->has_spectrum)
+            fprintf(stderr, " | eigenvalues [%.4g, %.4g] condition %.3g negative %d", it->eig_min,
+                    it->eig_max, it->condition, it->negative);
         fprintf(stderr, "\n");
     }
     cJSON *rec = cJSON_CreateObject();
@@ -332,6 +341,12 @@ void dpt_report_iteration(dpt_reporter *rep, const dpt_solve_iter *it)
     cJSON_AddNumberToObject(rec, "oracle_calls", (double)it->oracle_calls);
     cJSON_AddNumberToObject(rec, "damping", it->lambda);
     cJSON_AddNumberToObject(rec, "cg_iters", it->cg_iters);
+    if (it->has_spectrum) {
+        cJSON_AddNumberToObject(rec, "eig_min", it->eig_min);
+        cJSON_AddNumberToObject(rec, "eig_max", it->eig_max);
+        cJSON_AddNumberToObject(rec, "condition", isfinite(it->condition) ? it->condition : -1);
+        cJSON_AddNumberToObject(rec, "negative_eigenvalues", it->negative);
+    }
     emit(rep, rec);
 }
 
@@ -339,8 +354,9 @@ void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *r)
 {
     if (!rep->active) return;
     printf("solver stopped (%s%s%s) after %d iterations, %ld evaluations and %ld curvature "
-           "products: f %.12g, |g|inf %.3g\n", r->reason_name ? r->reason_name : "?",
-           r->detail[0] ? ": " : "", r->detail, r->iterations, r->evals, r->products, r->f, r->gnorm_inf);
+           "products: f %.12g, |g|inf %.3g, curvature memory %.2f MiB per rank\n",
+           r->reason_name ? r->reason_name : "?", r->detail[0] ? ": " : "", r->detail, r->iterations,
+           r->evals, r->products, r->f, r->gnorm_inf, (double)r->state_bytes / (1 << 20));
     fflush(stdout);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "solved");
@@ -350,5 +366,6 @@ void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *r)
     cJSON_AddNumberToObject(rec, "products", (double)r->products);
     cJSON_AddNumberToObject(rec, "f", r->f);
     cJSON_AddNumberToObject(rec, "grad_inf", r->gnorm_inf);
+    cJSON_AddNumberToObject(rec, "state_bytes_per_rank", (double)r->state_bytes);
     emit(rep, rec);
 }

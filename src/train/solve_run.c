@@ -12,6 +12,8 @@ static dpt_solve_method solver_of(dpt_optim_method method)
     case DPT_OPTIM_CG: return DPT_SOLVE_CG_PR;
     case DPT_OPTIM_CG_FR: return DPT_SOLVE_CG_FR;
     case DPT_OPTIM_NEWTON_CG: return DPT_SOLVE_NEWTON_CG;
+    case DPT_OPTIM_NEWTON: return DPT_SOLVE_NEWTON;
+    case DPT_OPTIM_BFGS: return DPT_SOLVE_BFGS;
     default: return DPT_SOLVE_LBFGS;
     }
 }

@@ -1,0 +1,176 @@
+/* Damped Newton on an explicit curvature matrix (Nocedal & Wright,
+ * Numerical Optimization, 2nd ed., section 3.4: Newton's method with
+ * Hessian modification, and section 7.1: inexact Newton by CG).
+ *
+ * Each step assembles C, the curvature of the objective at x plus its L2
+ * term, as a 2-D block-cyclic ScaLAPACK matrix (dense.h):
+ *   Gauss-Newton  C = (1 / N_c) A^T A + l2 I_W, A the factored Jacobian rows
+ *                 of the curvature subsample (dpt_model_gn_rows; for
+ *                 softmax regression C is the exact Hessian), accumulated
+ *                 chunk by chunk with p?syrk: O(N_c R n^2 / P) per rank;
+ *   Hessian       column j = C e_j by the oracle's Hv product: n products,
+ *                 for small models only.
+ * It then solves (C + alpha I) d = -g, by Cholesky with alpha raised until
+ * the factorization succeeds (N&W algorithm 3.3) or by truncated CG on
+ * p?gemv products (N&W algorithm 7.1, forcing term eq. 7.3, stopping at
+ * negative curvature), and takes a strong-Wolfe line search from alpha = 1.
+ * The gradient is always the exact one of the whole batch, so the
+ * minimiser is the true one even when C comes from a subsample.
+ *
+ * Work vectors for CG: w1 = r, w2 = p, w3 = C p. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* samples per assembly chunk: a row buffer of about 32 MiB, at least one sample */
+size_t dpt_solve_newton_chunk(const dpt_oracle *o)
+{
+    size_t row_bytes = sizeof(dpt_real) * (size_t)dpt_model_gn_rows_per_sample(o->model) * o->model->n_params;
+    size_t chunk = ((size_t)32 << 20) / (row_bytes ? row_bytes : 1);
+    if (chunk > (size_t)o->model->max_batch) chunk = (size_t)o->model->max_batch;
+    return chunk ? chunk : 1;
+}
+
+/* C = (1 / N_c) sum over ranks of A_r^T A_r: every rank calls the p?syrk
+ * the same number of times (the largest share's chunk count), passing no
+ * rows once its own share is done. */
+static dpt_status assemble_gauss_newton(dpt_solve_ctx *c)
+{
+    dpt_oracle *o = c->o;
+    const int R = dpt_model_gn_rows_per_sample(o->model);
+    unsigned long own = o->curv_count, most = 0;
+    if (MPI_Allreduce(&own, &most, 1, MPI_UNSIGNED_LONG, MPI_MAX, o->comm.comm) != MPI_SUCCESS)
+        return DPT_FAIL(DPT_ERR_MPI, "newton: reduction of the curvature sample counts failed");
+    size_t chunks = (most + c->rows_chunk - 1) / c->rows_chunk;
+    if (chunks == 0) chunks = 1; /* one call with beta = 0 clears C */
+    for (size_t k = 0; k < chunks; k++) {
+        size_t first = k * c->rows_chunk, count = 0;
+        if (first < o->curv_count)
+            count = o->curv_count - first < c->rows_chunk ? o->curv_count - first : c->rows_chunk;
+        dpt_status st = dpt_oracle_gn_rows(o, c->x, first, count, c->rows);
+        st = dpt_agree_status(&o->comm, st, NULL); /* before the collective p?syrk */
+        if (st == DPT_OK)
+            st = dpt_dense_syrk_rows(&c->dense, c->rows, (int)(count * (size_t)R), 1.0 / o->n_curv,
+                                     k ? 1.0 : 0.0);
+        if (st != DPT_OK) return st;
+    }
+    for (size_t i = 0; i < c->n; i++) c->w1[i] = o->is_weight[i] ? (dpt_real)o->l2 : 0;
+    dpt_dense_add_diag(&c->dense, c->w1);
+    return DPT_OK;
+}
+
+/* C column by column from exact Hessian-vector products (which include
+ * the L2 term), then (C + C^T) / 2 against rounding. */
+static dpt_status assemble_hessian(dpt_solve_ctx *c)
+{
+    dpt_real *e = c->w1, *col = c->w2;
+    memset(e, 0, sizeof(dpt_real) * c->n);
+    for (size_t j = 0; j < c->n; j++) {
+        e[j] = 1;
+        dpt_status st = dpt_oracle_curvature(c->o, c->x, e, col, DPT_CURV_HESSIAN);
+        e[j] = 0;
+        if (st != DPT_OK) return st;
+        dpt_dense_set_column(&c->dense, (int)j, col);
+    }
+    return dpt_dense_symmetrize(&c->dense);
+}
+
+/* Extreme eigenvalues, condition number and negative count of C. An
+ * eigenvalue counts as negative below -sqrt(eps) max|lambda|: p?syevd's
+ * error is about n eps |C|, and rounding alone makes a zero eigenvalue
+ * (softmax's bias shift) come out as +-1e-17. */
+static dpt_status spectrum(dpt_solve_ctx *c)
+{
+    dpt_status st = dpt_dense_eigenvalues(&c->dense, c->eig);
+    if (st != DPT_OK) return st;
+    c->has_spectrum = 1;
+    c->eig_min = c->eig[0], c->eig_max = c->eig[c->n - 1];
+    const double tol = sqrt(DPT_REAL_EPS) * fmax(fabs(c->eig_min), fabs(c->eig_max));
+    c->negative = 0;
+    for (size_t i = 0; i < c->n; i++) c->negative += c->eig[i] < -tol;
+    return DPT_OK;
+}
+
+/* Truncated CG on (C + alpha I) d = -g, alpha = c->alpha_floor, from d = 0 (N&W algorithm 7.1):
+ * stops when |r| <= min(0.5, sqrt|g|) |g| (eq. 7.3: superlinear
+ * convergence), at cg_max_iter, or at a direction of non-positive
+ * curvature (then d so far, or -g on the first iteration). */
+static dpt_status solve_cg(dpt_solve_ctx *c)
+{
+    const int n = (int)c->n;
+    dpt_real *r = c->w1, *p = c->w2, *cp = c->w3;
+    const double alpha = c->alpha_floor, gnorm = sqrt(dpt_dot_acc(n, c->g, c->g));
+    const double tol = fmin(0.5, sqrt(gnorm)) * gnorm;
+    memset(c->d, 0, sizeof(dpt_real) * c->n);
+    for (int i = 0; i < n; i++) r[i] = -c->g[i], p[i] = r[i];
+    double rr = dpt_dot_acc(n, r, r);
+    c->lambda = alpha;
+    for (int k = 0; k < c->p.cg_max_iter && sqrt(rr) > tol; k++) {
+        dpt_status st = dpt_dense_gemv(&c->dense, p, cp);
+        if (st != DPT_OK) return st;
+        if (alpha != 0) dpt_axpy(n, (dpt_real)alpha, p, 1, cp, 1);
+        double pcp = dpt_dot_acc(n, p, cp);
+        c->cg_iters = k + 1;
+        if (!(pcp > 1e-14 * dpt_dot_acc(n, p, p))) { /* negative curvature: stop (Steihaug) */
+            if (k == 0) memcpy(c->d, r, sizeof(dpt_real) * c->n);
+            return DPT_OK;
+        }
+        double a = rr / pcp;
+        dpt_axpy(n, (dpt_real)a, p, 1, c->d, 1);
+        dpt_axpy(n, (dpt_real)-a, cp, 1, r, 1);
+        double rr_new = dpt_dot_acc(n, r, r);
+        for (int i = 0; i < n; i++) p[i] = r[i] + (dpt_real)(rr_new / rr) * p[i];
+        rr = rr_new;
+    }
+    return DPT_OK;
+}
+
+/* The Newton direction into c->d (or steepest descent if it is not a
+ * descent direction); *alpha_init the first trial step. */
+static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
+{
+    const int n = (int)c->n;
+    dpt_status st = c->p.curvature == DPT_CURV_HESSIAN ? assemble_hessian(c) : assemble_gauss_newton(c);
+    if (st == DPT_OK && c->p.spectrum) st = spectrum(c);
+    if (st != DPT_OK) return st;
+    /* damping of at least sqrt(eps) max|c_ij|: a singular C (softmax is
+     * invariant to a shift of all biases) would otherwise factor with a
+     * rounding-sized pivot, and the step would run off along the null
+     * direction by rounding error / pivot */
+    double max_abs = 0;
+    st = dpt_dense_max_abs(&c->dense, &max_abs);
+    if (st != DPT_OK) return st;
+    c->alpha_floor = fmax(c->p.newton_alpha0, sqrt(DPT_REAL_EPS) * max_abs);
+    if (c->p.newton_solver == DPT_NEWTON_CG) {
+        st = solve_cg(c);
+    } else {
+        st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
+        if (st == DPT_ERR_NUMERIC) st = DPT_OK, *dphi0 = NAN; /* no damping helped: fall back below */
+    }
+    if (st != DPT_OK) return st;
+    *dphi0 = dpt_dot_acc(n, c->g, c->d);
+    *alpha_init = 1.0;
+    if (*dphi0 < 0 && isfinite(*dphi0)) return DPT_OK;
+    for (int i = 0; i < n; i++) c->d[i] = -c->g[i];
+    *dphi0 = -dpt_dot_acc(n, c->g, c->g);
+    *alpha_init = 1.0 / sqrt(-*dphi0);
+    return DPT_OK;
+}
+
+dpt_status dpt_solve_newton_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
+{
+    double dphi0 = 0, a0 = 1;
+    dpt_linesearch_result res;
+    int ok = 0;
+    c->has_spectrum = 0;
+    dpt_status st = direction(c, &dphi0, &a0);
+    if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
+    if (st != DPT_OK) return st;
+    if (!ok) {
+        *stop = DPT_SOLVE_STOP_LINESEARCH;
+        return DPT_OK;
+    }
+    return dpt_solve_accept(c, &res);
+}
