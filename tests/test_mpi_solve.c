@@ -26,7 +26,7 @@
 #define G_TOL 1e-3
 #define PREFIX 10
 #define PREFIX_NEWTON 3
-#define SERIAL_TOL_ANY 1e-6
+#define SERIAL_TOL_ANY 1e-4
 #endif
 
 #define MAX_PARAMS 512

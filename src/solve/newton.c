@@ -14,6 +14,12 @@
  * the factorization succeeds (N&W algorithm 3.3) or by truncated CG on
  * p?gemv products (N&W algorithm 7.1, forcing term eq. 7.3, stopping at
  * negative curvature), and takes a strong-Wolfe line search from alpha = 1.
+ * The alpha tried first follows the Levenberg-Marquardt rule on the
+ * reduction ratio rho = (f(x + d) - f(x)) / q(d) of the full step,
+ * q(d) = g.d + d.C d / 2: rho < 1/4 multiplies it by 4, rho > 3/4 divides it
+ * by 3 (N&W algorithm 4.1's factors). A C from a small subsample
+ * underestimates the curvature along features the subsample lacks, and the
+ * damping keeps those steps from overshooting.
  * The gradient is always the exact one of the whole batch, so the
  * minimiser is the true one even when C comes from a subsample.
  *
@@ -142,7 +148,7 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
     double max_abs = 0;
     st = dpt_dense_max_abs(&c->dense, &max_abs);
     if (st != DPT_OK) return st;
-    c->alpha_floor = fmax(c->p.newton_alpha0, sqrt(DPT_REAL_EPS) * max_abs);
+    c->alpha_floor = fmax(c->newton_lm, sqrt(DPT_REAL_EPS) * max_abs);
     if (c->p.newton_solver == DPT_NEWTON_CG) {
         st = solve_cg(c);
     } else {
@@ -159,15 +165,31 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
     return DPT_OK;
 }
 
+/* q(d) = g.d + d.C d / 2, the undamped quadratic model (one p?gemv) */
+static dpt_status model_decrease(dpt_solve_ctx *c, double *q)
+{
+    dpt_status st = dpt_dense_gemv(&c->dense, c->d, c->w3);
+    if (st != DPT_OK) return st;
+    *q = dpt_dot_acc((int)c->n, c->g, c->d) + 0.5 * dpt_dot_acc((int)c->n, c->d, c->w3);
+    return DPT_OK;
+}
+
 dpt_status dpt_solve_newton_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
 {
-    double dphi0 = 0, a0 = 1;
+    double dphi0 = 0, a0 = 1, q = 0, f0 = c->f;
     dpt_linesearch_result res;
     int ok = 0;
     c->has_spectrum = 0;
     dpt_status st = direction(c, &dphi0, &a0);
+    int newton_direction = a0 == 1.0;
+    if (st == DPT_OK && newton_direction) st = model_decrease(c, &q);
     if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
     if (st != DPT_OK) return st;
+    if (newton_direction) { /* phi(1) = f(x + d) was the search's first trial */
+        double rho = q < 0 ? (c->ls_first_phi - f0) / q : -1, used = c->p.newton_solver == DPT_NEWTON_CG
+                                                                      ? c->alpha_floor : c->lambda;
+        c->newton_lm = !(rho >= 0.25) ? 4 * used : rho > 0.75 ? used / 3 : used;
+    }
     if (!ok) {
         *stop = DPT_SOLVE_STOP_LINESEARCH;
         return DPT_OK;

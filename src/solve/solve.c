@@ -280,6 +280,7 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     c.p = *p;
     c.n = o->model->n_params;
     c.lambda = p->method == DPT_SOLVE_NEWTON_CG ? p->lambda0 : 0;
+    c.newton_lm = p->newton_alpha0;
     /* CG needs a more accurate line search (N&W section 5.2: c2 = 0.1) */
     if ((p->method == DPT_SOLVE_CG_PR || p->method == DPT_SOLVE_CG_FR) && p->ls.c2 == 0.9) c.p.ls.c2 = 0.1;
     const long e0 = o->evals, p0 = o->products;
