@@ -42,7 +42,8 @@ if awk -v a="$f1" -v b="$f3" 'BEGIN { exit !(b < a) }'; then ok "newton_cg: f $f
 else fail "newton_cg: f '$f1' -> '$f3'" "$WORK/ncg"; fi
 # ---- newton and bfgs: they run, log damping and the spectrum, report memory
 run_ranks 2 "$WORK/newton" train "$TOP/configs/fashion-softmax-newton.ini" --set optim.max_iter=3 \
-  --set optim.solve_samples=1000 --set optim.curvature_fraction=0.2 --set diagnostics.spectrum=true \
+  --set optim.solve_samples=1000 --set optim.newton_fraction=0.2 --set optim.newton_refresh=1 \
+  --set optim.newton_solver=cholesky --set diagnostics.spectrum=true \
   --set log.metrics="$WORK/newton.jsonl" --set log.progress=lines
 expect_status "newton, 3 iterations, 2 ranks" 0 "$WORK/newton"
 expect_grep "damping and spectrum logged" \
@@ -62,7 +63,7 @@ if "$DPTRAIN" --version | grep -q double; then
   small=(--set optim.solve_samples=2000 --set optim.gtol=1e-7 --set log.progress=lines)
   for method in lbfgs cg newton_cg newton bfgs; do
     extra=()
-    [[ $method == newton ]] && extra=(--set optim.curvature_fraction=0.25)
+    [[ $method == newton ]] && extra=(--set optim.newton_fraction=0.25)
     run_ranks 2 "$WORK/same-$method" train "$TOP/configs/fashion-softmax-$method.ini" "${small[@]}" \
       "${extra[@]}" --set log.metrics="$WORK/same-$method.jsonl"
     expect_status "$method to |g|inf <= 1e-7 on 2000 samples" 0 "$WORK/same-$method"

@@ -215,7 +215,7 @@ static void test_softmax_methods(void)
  * CG linear solvers reach the same minimum; the spectrum is reported. */
 static void test_newton_variants(void)
 {
-    static run_result hess, gn, cg;
+    static run_result hess, gn, cg, pcg;
     dpt_solve_params p;
     softmax_params(&p, DPT_SOLVE_NEWTON);
     p.max_iter = 3;
@@ -233,8 +233,22 @@ static void test_newton_variants(void)
     p.newton_solver = DPT_NEWTON_CG;
     p.spectrum = 1;
     run(&cg, MPI_COMM_WORLD, "4", 1, &p);
+    /* PCG on exact products, preconditioned by a matrix assembled from half
+     * of the samples every third iteration */
+    softmax_params(&p, DPT_SOLVE_NEWTON);
+    p.curvature = DPT_CURV_GAUSS_NEWTON;
+    p.newton_solver = DPT_NEWTON_PCG;
+    p.newton_fraction = 0.5;
+    p.newton_refresh = 3;
+    p.newton_alpha0 = 1e-3;
+    run(&pcg, MPI_COMM_WORLD, "4", 1, &p);
+    print_run("newton-pcg", &pcg);
+    CU_ASSERT(fixture_all_ranks(pcg.status == DPT_OK));
+    CU_ASSERT(pcg.report.gnorm_inf < G_TOL && pcg.report.iterations <= 20 && pcg.report.products > 0);
+    CU_ASSERT(same_on_all_ranks(pcg.theta, pcg.n));
     softmax_params(&p, DPT_SOLVE_LBFGS);
     run(&gn, MPI_COMM_WORLD, "4", 1, &p);
+    CU_ASSERT(fabs(pcg.report.f - gn.report.f) <= F_REL_TOL * fabs(gn.report.f));
     print_run("newton-cg (dense)", &cg);
     CU_ASSERT(fixture_all_ranks(cg.status == DPT_OK));
     CU_ASSERT(cg.report.gnorm_inf < G_TOL);
@@ -305,6 +319,10 @@ static void test_limits_and_args(void)
     CU_ASSERT_EQUAL(r.status, DPT_ERR_ARG);
     softmax_params(&p, DPT_SOLVE_NEWTON_CG);
     p.lambda0 = -1;
+    run(&r, MPI_COMM_WORLD, "4", 1, &p);
+    CU_ASSERT_EQUAL(r.status, DPT_ERR_ARG);
+    softmax_params(&p, DPT_SOLVE_NEWTON); /* refresh > 1 needs pcg */
+    p.newton_refresh = 2;
     run(&r, MPI_COMM_WORLD, "4", 1, &p);
     CU_ASSERT_EQUAL(r.status, DPT_ERR_ARG);
     CU_ASSERT_STRING_EQUAL(dpt_solve_stop_name(DPT_SOLVE_STOP_GTOL), "gradient tolerance");

@@ -40,7 +40,10 @@ typedef enum dpt_solve_method {
 /* How the damped Newton method solves (C + alpha I) d = -g. */
 typedef enum dpt_newton_solver {
     DPT_NEWTON_CHOLESKY = 0, /* p?potrf/p?potrs, alpha raised until the factorization succeeds */
-    DPT_NEWTON_CG            /* truncated linear CG on p?gemv products (stops at negative curvature) */
+    DPT_NEWTON_CG,           /* truncated linear CG on p?gemv products (stops at negative curvature) */
+    DPT_NEWTON_PCG           /* truncated CG on the oracle's exact products over the curvature
+                                batch, preconditioned by the Cholesky factor of the assembled
+                                (possibly subsampled, possibly stale) matrix */
 } dpt_newton_solver;
 
 typedef enum dpt_solve_stop {
@@ -82,7 +85,11 @@ typedef struct dpt_solve_params {
     /* Newton */
     double newton_alpha0;     /* damping tried first in (C + alpha I) d = -g, >= 0 (default 0) */
     dpt_newton_solver newton_solver; /* default DPT_NEWTON_CHOLESKY */
-    int spectrum;             /* 1: eigenvalues of C (p?syevd) at every iteration (default 0) */
+    int spectrum;             /* 1: eigenvalues of C (p?syevd) whenever it is assembled (default 0) */
+    double newton_fraction;   /* share of each rank's curvature samples assembled into C,
+                                 (0, 1] (default 1): O(samples n^2) assembly */
+    int newton_refresh;       /* assemble C every this many iterations, >= 1 (default 1; > 1
+                                 only with DPT_NEWTON_PCG, where C is a preconditioner) */
 } dpt_solve_params;
 
 void dpt_solve_params_init(dpt_solve_params *p);
@@ -97,7 +104,8 @@ typedef struct dpt_solve_iter {
     double lambda;       /* Newton-CG damping after this step's LM update (0 otherwise) */
     int cg_iters;        /* Newton-CG linear CG iterations of this step (0 otherwise) */
     /* Newton with spectrum = 1: eigenvalues of the curvature matrix C (with
-     * the L2 term) at the start of this step; has_spectrum 0 otherwise */
+     * the L2 term) assembled at the start of this step; has_spectrum 0
+     * otherwise */
     int has_spectrum;
     double eig_min, eig_max; /* extreme eigenvalues */
     double condition;        /* |eig_max| / |eig_min| (inf when eig_min = 0) */

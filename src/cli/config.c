@@ -107,7 +107,7 @@ static const char *const scaling_names[] = {"none", "linear", NULL};
 static const char *const nonfinite_names[] = {"skip", "abort", NULL};
 static const char *const overlap_names[] = {"false", "true", "auto", NULL};
 static const char *const curvature_names[] = {"hessian", "gauss_newton", NULL};
-static const char *const newton_solver_names[] = {"cholesky", "cg", NULL};
+static const char *const newton_solver_names[] = {"cholesky", "cg", "pcg", NULL};
 static const char *const progress_names[] = {
     [DPT_PROGRESS_AUTO] = "auto", [DPT_PROGRESS_BAR] = "bar",
     [DPT_PROGRESS_LINES] = "lines", [DPT_PROGRESS_NONE] = "none",
@@ -286,8 +286,17 @@ static const key_spec keys[] = {
      .offset = OFF(solve.newton_alpha0)},
     {.section = "optim", .key = "newton_solver", .type = T_ENUM, .def = "cholesky",
      .names = newton_solver_names, .aliases = "linear_solver newton_linear",
-     .help = "newton: solve the damped system by Cholesky (p?potrf) or truncated CG on p?gemv",
+     .help = "newton: Cholesky (p?potrf), truncated CG on p?gemv, or CG on exact products "
+             "preconditioned by the Cholesky factor (pcg)",
      .offset = OFF(solve.newton_solver)},
+    {.section = "optim", .key = "newton_fraction", .type = T_REAL, .flags = F_MIN_OPEN, .def = "1",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "assembly_fraction newton_sample",
+     .help = "newton: share of the curvature samples assembled into the matrix (cost O(samples n^2))",
+     .offset = OFF(solve.newton_fraction)},
+    {.section = "optim", .key = "newton_refresh", .type = T_INT, .def = "1", .lmin = 1, .lmax = 1000000,
+     .aliases = "reassemble_every refresh",
+     .help = "newton: assemble the matrix every N iterations (N > 1 only with newton_solver = pcg)",
+     .offset = OFF(solve.newton_refresh)},
     {.section = "optim", .key = "ls_c1", .type = T_REAL, .flags = F_MIN_OPEN | F_MAX_OPEN, .def = "0.0001",
      .rmin = 0.0, .rmax = 1.0, .aliases = "c1 armijo sufficient_decrease",
      .help = "second-order line search: sufficient decrease constant (strong Wolfe)",

@@ -488,6 +488,13 @@ dpt_status dpt_dense_damped_solve(dpt_dense *A, const dpt_real *g, double alpha0
     return solve_factored(A, g, d);
 }
 
+dpt_status dpt_dense_factor_apply(dpt_dense *A, const dpt_real *r, dpt_real *z)
+{
+    dpt_status st = solve_factored(A, r, z); /* z = -(L L^T)^-1 r */
+    for (int i = 0; i < A->n; i++) z[i] = -z[i];
+    return st;
+}
+
 /* ---------------------------------------------------------------- eigenvalues */
 
 /* p?syevd on work_a with the eigenvectors in z, eigenvalues into wr[n];

@@ -110,6 +110,12 @@ dpt_status dpt_dense_gemv(dpt_dense *A, const dpt_real *x, dpt_real *y);
 dpt_status dpt_dense_damped_solve(dpt_dense *A, const dpt_real *g, double alpha0, dpt_real *d,
                                   double *alpha_used);
 
+/* z = (A + alpha I)^-1 r with the Cholesky factor of the last successful
+ * dpt_dense_damped_solve (it stays until the next call of damped_solve,
+ * eigenvalues or symmetrize, which reuse the work copy): a preconditioner.
+ * r and z replicated, must not alias. Collective. */
+dpt_status dpt_dense_factor_apply(dpt_dense *A, const dpt_real *r, dpt_real *z);
+
 /* *max_abs = max |a_ij| over the whole matrix (replicated); DPT_ERR_NUMERIC
  * for a non-finite entry. Collective. */
 dpt_status dpt_dense_max_abs(dpt_dense *A, double *max_abs);

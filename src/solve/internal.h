@@ -91,7 +91,9 @@ typedef struct dpt_solve_ctx {
     double *eig;              /* Newton with spectrum: [n] eigenvalues */
     int bfgs_fresh;           /* BFGS: H is the identity, no pair stored yet */
     double alpha_floor;       /* Newton: the damping tried first this step */
+    double system_floor;      /* Newton: sqrt(eps) max|c_ij| of the last assembled C */
     double newton_lm;         /* Newton: Levenberg-Marquardt damping for the next step */
+    int assembled_at;         /* Newton: iteration of the last assembly (-1: none yet) */
     int has_spectrum, negative; /* Newton with spectrum, this step: see dpt_solve_iter */
     double eig_min, eig_max;
     double f;

@@ -39,27 +39,31 @@ size_t dpt_solve_newton_chunk(const dpt_oracle *o)
     return chunk ? chunk : 1;
 }
 
-/* C = (1 / N_c) sum over ranks of A_r^T A_r: every rank calls the p?syrk
+/* C = (1 / N_a) sum over ranks of A_r^T A_r, A_r the rows of the first
+ * newton_fraction of the rank's curvature samples (N_a of them in all):
+ * every rank calls the p?syrk
  * the same number of times (the largest share's chunk count), passing no
  * rows once its own share is done. */
 static dpt_status assemble_gauss_newton(dpt_solve_ctx *c)
 {
     dpt_oracle *o = c->o;
     const int R = dpt_model_gn_rows_per_sample(o->model);
-    unsigned long own = o->curv_count, most = 0;
-    if (MPI_Allreduce(&own, &most, 1, MPI_UNSIGNED_LONG, MPI_MAX, o->comm.comm) != MPI_SUCCESS)
+    size_t assembled = (size_t)((double)o->curv_count * c->p.newton_fraction + 0.5);
+    if (assembled == 0 && o->curv_count > 0) assembled = 1;
+    unsigned long own[2] = {assembled, assembled}, most[2] = {0, 0};
+    if (MPI_Allreduce(own, most, 1, MPI_UNSIGNED_LONG, MPI_MAX, o->comm.comm) != MPI_SUCCESS ||
+        MPI_Allreduce(own + 1, most + 1, 1, MPI_UNSIGNED_LONG, MPI_SUM, o->comm.comm) != MPI_SUCCESS)
         return DPT_FAIL(DPT_ERR_MPI, "newton: reduction of the curvature sample counts failed");
-    size_t chunks = (most + c->rows_chunk - 1) / c->rows_chunk;
+    const double scale = 1.0 / (double)(most[1] ? most[1] : 1);
+    size_t chunks = (most[0] + c->rows_chunk - 1) / c->rows_chunk;
     if (chunks == 0) chunks = 1; /* one call with beta = 0 clears C */
     for (size_t k = 0; k < chunks; k++) {
         size_t first = k * c->rows_chunk, count = 0;
-        if (first < o->curv_count)
-            count = o->curv_count - first < c->rows_chunk ? o->curv_count - first : c->rows_chunk;
+        if (first < assembled) count = assembled - first < c->rows_chunk ? assembled - first : c->rows_chunk;
         dpt_status st = dpt_oracle_gn_rows(o, c->x, first, count, c->rows);
         st = dpt_agree_status(&o->comm, st, NULL); /* before the collective p?syrk */
         if (st == DPT_OK)
-            st = dpt_dense_syrk_rows(&c->dense, c->rows, (int)(count * (size_t)R), 1.0 / o->n_curv,
-                                     k ? 1.0 : 0.0);
+            st = dpt_dense_syrk_rows(&c->dense, c->rows, (int)(count * (size_t)R), scale, k ? 1.0 : 0.0);
         if (st != DPT_OK) return st;
     }
     for (size_t i = 0; i < c->n; i++) c->w1[i] = o->is_weight[i] ? (dpt_real)o->l2 : 0;
@@ -133,11 +137,54 @@ static dpt_status solve_cg(dpt_solve_ctx *c)
     return DPT_OK;
 }
 
-/* The Newton direction into c->d (or steepest descent if it is not a
- * descent direction); *alpha_init the first trial step. */
-static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
+/* Preconditioned truncated CG (N&W algorithm 5.3 within 7.1) on
+ * (H + alpha I) d = -g, alpha only the sqrt(eps) floor (the damping
+ * newton_damping applies to the preconditioner), H the oracle's exact curvature over the whole
+ * curvature batch (one product per iteration, cheap next to assembly),
+ * preconditioned by the Cholesky factor of the assembled C + alpha I. A C
+ * from a subsample, or from an earlier iterate (newton_refresh), is a good
+ * preconditioner long after it stops being a good Newton matrix, so Newton
+ * keeps its fast local convergence for the cost of a few products. Same
+ * stopping rules as solve_cg. */
+static dpt_status solve_pcg(dpt_solve_ctx *c)
 {
     const int n = (int)c->n;
+    dpt_real *r = c->w1, *p = c->w2, *hp = c->w3, *z = c->w4;
+    const double alpha = c->system_floor, gnorm = sqrt(dpt_dot_acc(n, c->g, c->g));
+    const double tol = fmin(0.5, sqrt(gnorm)) * gnorm;
+    memset(c->d, 0, sizeof(dpt_real) * c->n);
+    for (int i = 0; i < n; i++) r[i] = -c->g[i];
+    dpt_status st = dpt_dense_factor_apply(&c->dense, r, z);
+    if (st != DPT_OK) return st;
+    memcpy(p, z, sizeof(dpt_real) * c->n);
+    double rz = dpt_dot_acc(n, r, z), rr = dpt_dot_acc(n, r, r);
+    for (int k = 0; k < c->p.cg_max_iter && sqrt(rr) > tol; k++) {
+        st = dpt_oracle_curvature(c->o, c->x, p, hp, c->p.curvature);
+        if (st != DPT_OK) return st;
+        if (alpha != 0) dpt_axpy(n, (dpt_real)alpha, p, 1, hp, 1);
+        double php = dpt_dot_acc(n, p, hp);
+        c->cg_iters = k + 1;
+        if (!(php > 1e-14 * dpt_dot_acc(n, p, p))) { /* negative curvature: stop */
+            if (k == 0) memcpy(c->d, z, sizeof(dpt_real) * c->n);
+            return DPT_OK;
+        }
+        double a = rz / php;
+        dpt_axpy(n, (dpt_real)a, p, 1, c->d, 1);
+        dpt_axpy(n, (dpt_real)-a, hp, 1, r, 1);
+        rr = dpt_dot_acc(n, r, r);
+        if ((st = dpt_dense_factor_apply(&c->dense, r, z)) != DPT_OK) return st;
+        double rz_new = dpt_dot_acc(n, r, z);
+        for (int i = 0; i < n; i++) p[i] = z[i] + (dpt_real)(rz_new / rz) * p[i];
+        rz = rz_new;
+    }
+    return DPT_OK;
+}
+
+/* Assembles C (and its spectrum) and factors C + alpha I for the PCG
+ * preconditioner, or for the Cholesky solve: *d_ok = 0 when no damping
+ * made it positive definite. */
+static dpt_status assemble(dpt_solve_ctx *c)
+{
     dpt_status st = c->p.curvature == DPT_CURV_HESSIAN ? assemble_hessian(c) : assemble_gauss_newton(c);
     if (st == DPT_OK && c->p.spectrum) st = spectrum(c);
     if (st != DPT_OK) return st;
@@ -148,9 +195,29 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
     double max_abs = 0;
     st = dpt_dense_max_abs(&c->dense, &max_abs);
     if (st != DPT_OK) return st;
-    c->alpha_floor = fmax(c->newton_lm, sqrt(DPT_REAL_EPS) * max_abs);
+    c->system_floor = sqrt(DPT_REAL_EPS) * max_abs;
+    c->alpha_floor = fmax(c->newton_lm, c->system_floor);
+    c->assembled_at = c->iter;
+    return DPT_OK;
+}
+
+/* The Newton direction into c->d (or steepest descent if it is not a
+ * descent direction); *alpha_init the first trial step. */
+static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
+{
+    const int n = (int)c->n;
+    dpt_status st = DPT_OK;
+    int fresh = c->assembled_at < 0 || c->iter - c->assembled_at >= c->p.newton_refresh;
+    if (fresh && (st = assemble(c)) != DPT_OK) return st;
     if (c->p.newton_solver == DPT_NEWTON_CG) {
         st = solve_cg(c);
+    } else if (c->p.newton_solver == DPT_NEWTON_PCG) {
+        if (fresh) { /* factor C + alpha I; its step is PCG's start, discarded */
+            st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
+            if (st == DPT_ERR_NUMERIC) return DPT_FAIL(DPT_ERR_NUMERIC, "newton: no damping made the "
+                                                       "preconditioner positive definite");
+        }
+        if (st == DPT_OK) st = solve_pcg(c);
     } else {
         st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
         if (st == DPT_ERR_NUMERIC) st = DPT_OK, *dphi0 = NAN; /* no damping helped: fall back below */
@@ -181,7 +248,9 @@ dpt_status dpt_solve_newton_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
     int ok = 0;
     c->has_spectrum = 0;
     dpt_status st = direction(c, &dphi0, &a0);
-    int newton_direction = a0 == 1.0;
+    /* the Levenberg-Marquardt rule judges the assembled C as a model; with
+     * PCG the step solves the exact system and C only preconditions */
+    int newton_direction = a0 == 1.0 && c->p.newton_solver != DPT_NEWTON_PCG;
     if (st == DPT_OK && newton_direction) st = model_decrease(c, &q);
     if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
     if (st != DPT_OK) return st;

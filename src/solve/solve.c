@@ -41,6 +41,8 @@ void dpt_solve_params_init(dpt_solve_params *p)
     p->cg_eps = 5e-4;
     p->warm_decay = 0.95;
     p->curvature = DPT_CURV_GAUSS_NEWTON;
+    p->newton_fraction = 1;
+    p->newton_refresh = 1;
 }
 
 /* ================================================================ helpers */
@@ -130,10 +132,13 @@ static dpt_status check_params(const dpt_solve_params *p)
                         p->cg_max_iter, p->lambda0, p->cg_eps, p->warm_decay);
     if (p->method == DPT_SOLVE_NEWTON &&
         (!(p->newton_alpha0 >= 0) || p->cg_max_iter < 1 ||
-         (p->newton_solver != DPT_NEWTON_CHOLESKY && p->newton_solver != DPT_NEWTON_CG) ||
+         (unsigned)p->newton_solver > DPT_NEWTON_PCG || !(p->newton_fraction > 0 && p->newton_fraction <= 1) ||
+         p->newton_refresh < 1 || (p->newton_refresh > 1 && p->newton_solver != DPT_NEWTON_PCG) ||
          (p->curvature != DPT_CURV_HESSIAN && p->curvature != DPT_CURV_GAUSS_NEWTON)))
         return DPT_FAIL(DPT_ERR_ARG, "solve: Newton needs damping >= 0 (%g), cg_max_iter >= 1 (%d), "
-                        "a known linear solver and curvature kind", p->newton_alpha0, p->cg_max_iter);
+                        "a known linear solver and curvature kind, newton_fraction in (0, 1] (%g), newton_refresh "
+                        ">= 1 (%d; > 1 only with pcg)", p->newton_alpha0, p->cg_max_iter, p->newton_fraction,
+                        p->newton_refresh);
     return DPT_OK;
 }
 
@@ -281,6 +286,7 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     c.n = o->model->n_params;
     c.lambda = p->method == DPT_SOLVE_NEWTON_CG ? p->lambda0 : 0;
     c.newton_lm = p->newton_alpha0;
+    c.assembled_at = -1;
     /* CG needs a more accurate line search (N&W section 5.2: c2 = 0.1) */
     if ((p->method == DPT_SOLVE_CG_PR || p->method == DPT_SOLVE_CG_FR) && p->ls.c2 == 0.9) c.p.ls.c2 = 0.1;
     const long e0 = o->evals, p0 = o->products;
