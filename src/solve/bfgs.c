@@ -52,24 +52,10 @@ static dpt_status update(dpt_solve_ctx *c)
     return dpt_dense_bfgs_update(&c->dense, s, y, 1.0 / sy);
 }
 
+static int has_curvature(const dpt_solve_ctx *c) { return !c->bfgs_fresh; }
+
 dpt_status dpt_solve_bfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
 {
-    double dphi0, a0;
-    dpt_linesearch_result res;
-    int ok = 0;
-    dpt_status st = direction(c, &dphi0, &a0);
-    if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
-    if (st == DPT_OK && !ok && !c->bfgs_fresh) { /* retry once along -g */
-        reset(c);
-        st = direction(c, &dphi0, &a0);
-        if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
-    }
-    if (st != DPT_OK) return st;
-    if (!ok) {
-        *stop = DPT_SOLVE_STOP_LINESEARCH;
-        return DPT_OK;
-    }
-    st = dpt_solve_accept(c, &res); /* (x, g) <- new point, (xt, gt) <- old */
-    if (st == DPT_OK) st = update(c);
-    return st;
+    static const dpt_solve_quasi_newton bfgs = {direction, has_curvature, reset, update};
+    return dpt_solve_quasi_newton_step(c, &bfgs, stop);
 }

@@ -124,6 +124,20 @@ dpt_status dpt_solve_bfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop);
  * 32 MiB, at most the model's batch). */
 size_t dpt_solve_newton_chunk(const dpt_oracle *o);
 
+/* The step shared by L-BFGS and BFGS: direction (-H g, or -g with a
+ * 1 / |g| first trial when there is no curvature information), a
+ * strong-Wolfe search, one retry along -g after forgetting the curvature
+ * information if the search failed, acceptance, then the update from the
+ * new (x, g) and the old point left in (xt, gt). */
+typedef struct dpt_solve_quasi_newton {
+    dpt_status (*direction)(dpt_solve_ctx *c, double *dphi0, double *alpha_init);
+    int (*has_curvature)(const dpt_solve_ctx *c);
+    void (*forget)(dpt_solve_ctx *c);
+    dpt_status (*update)(dpt_solve_ctx *c);
+} dpt_solve_quasi_newton;
+dpt_status dpt_solve_quasi_newton_step(dpt_solve_ctx *c, const dpt_solve_quasi_newton *qn,
+                                       dpt_solve_stop *stop);
+
 /* The line-search callback phi(alpha) = f(x + alpha d) on ctx (user = ctx):
  * writes xt, gt. */
 dpt_status dpt_solve_phi(void *user, double alpha, double *phi, double *dphi);

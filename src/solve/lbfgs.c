@@ -103,25 +103,14 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha0)
     return DPT_OK;
 }
 
-dpt_status dpt_solve_lbfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
+static dpt_status update(dpt_solve_ctx *c)
 {
-    double dphi0, a0;
-    dpt_linesearch_result res;
-    int ok = 0;
-    dpt_status st = direction(c, &dphi0, &a0);
-    if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
-    if (st == DPT_OK && !ok && history_count(c) > 0) { /* retry once along -g */
-        history_reset(c);
-        st = direction(c, &dphi0, &a0);
-        if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
-    }
-    if (st != DPT_OK) return st;
-    if (!ok) {
-        *stop = DPT_SOLVE_STOP_LINESEARCH;
-        return DPT_OK;
-    }
-    st = dpt_solve_accept(c, &res); /* (x, g) <- new point, (xt, gt) <- old */
-    if (st != DPT_OK) return st;
     store_pair(c, c->x, c->xt, c->g, c->gt);
     return DPT_OK;
+}
+
+dpt_status dpt_solve_lbfgs_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
+{
+    static const dpt_solve_quasi_newton lbfgs = {direction, history_count, history_reset, update};
+    return dpt_solve_quasi_newton_step(c, &lbfgs, stop);
 }

@@ -18,17 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blacs.h"
 #include "internal.h"
 
-/* BLACS and ScaLAPACK/PBLAS: no C header ships with Debian's ScaLAPACK */
-void Cblacs_gridinit(int *ctx, const char *order, int nprow, int npcol);
-void Cblacs_gridinfo(int ctx, int *nprow, int *npcol, int *myrow, int *mycol);
-void Cblacs_gridexit(int ctx);
-int Csys2blacs_handle(MPI_Comm comm);
-void Cfree_blacs_system_handle(int handle);
-void descinit_(int *desc, const int *m, const int *n, const int *mb, const int *nb, const int *irsrc,
-               const int *icsrc, const int *ctx, const int *lld, int *info);
-int numroc_(const int *n, const int *nb, const int *iproc, const int *isrcproc, const int *nprocs);
 #ifdef DPT_DOUBLE
 void pdgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
              const double *alpha, const double *a, const int *ia, const int *ja, const int *desca,

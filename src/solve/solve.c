@@ -109,6 +109,28 @@ dpt_status dpt_solve_search(dpt_solve_ctx *c, dpt_solve_search_fn search, double
     return st;
 }
 
+dpt_status dpt_solve_quasi_newton_step(dpt_solve_ctx *c, const dpt_solve_quasi_newton *qn,
+                                       dpt_solve_stop *stop)
+{
+    double dphi0, a0;
+    dpt_linesearch_result res;
+    int ok = 0;
+    dpt_status st = qn->direction(c, &dphi0, &a0);
+    if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
+    if (st == DPT_OK && !ok && qn->has_curvature(c)) { /* retry once along -g */
+        qn->forget(c);
+        st = qn->direction(c, &dphi0, &a0);
+        if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
+    }
+    if (st != DPT_OK) return st;
+    if (!ok) {
+        *stop = DPT_SOLVE_STOP_LINESEARCH;
+        return DPT_OK;
+    }
+    st = dpt_solve_accept(c, &res); /* (x, g) <- new point, (xt, gt) <- old */
+    return st == DPT_OK ? qn->update(c) : st;
+}
+
 /* ================================================================ driver */
 
 static dpt_status check_params(const dpt_solve_params *p)
