@@ -215,7 +215,7 @@ static void test_softmax_methods(void)
  * CG linear solvers reach the same minimum; the spectrum is reported. */
 static void test_newton_variants(void)
 {
-    static run_result hess, gn, cg, pcg;
+    static run_result hess, gn, cg, pcg, hf;
     dpt_solve_params p;
     softmax_params(&p, DPT_SOLVE_NEWTON);
     p.max_iter = 3;
@@ -246,9 +246,18 @@ static void test_newton_variants(void)
     CU_ASSERT(fixture_all_ranks(pcg.status == DPT_OK));
     CU_ASSERT(pcg.report.gnorm_inf < G_TOL && pcg.report.iterations <= 20 && pcg.report.products > 0);
     CU_ASSERT(same_on_all_ranks(pcg.theta, pcg.n));
+    /* Hessian-free Newton-CG with Martens' diagonal preconditioner */
+    softmax_params(&p, DPT_SOLVE_NEWTON_CG);
+    p.cg_precondition = 1;
+    run(&hf, MPI_COMM_WORLD, "4", 1, &p);
+    print_run("newton-cg, diagonal preconditioner", &hf);
+    CU_ASSERT(fixture_all_ranks(hf.status == DPT_OK));
+    CU_ASSERT(hf.report.gnorm_inf < G_TOL);
+    CU_ASSERT(same_on_all_ranks(hf.theta, hf.n));
     softmax_params(&p, DPT_SOLVE_LBFGS);
     run(&gn, MPI_COMM_WORLD, "4", 1, &p);
     CU_ASSERT(fabs(pcg.report.f - gn.report.f) <= F_REL_TOL * fabs(gn.report.f));
+    CU_ASSERT(fabs(hf.report.f - gn.report.f) <= F_REL_TOL * fabs(gn.report.f));
     print_run("newton-cg (dense)", &cg);
     CU_ASSERT(fixture_all_ranks(cg.status == DPT_OK));
     CU_ASSERT(cg.report.gnorm_inf < G_TOL);

@@ -56,4 +56,11 @@ dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_
 dpt_status dpt_oracle_gn_rows(dpt_oracle *o, const dpt_real *theta, size_t first, size_t count,
                               dpt_real *rows);
 
+/* out[n_params] = (1 / n_curv) sum_i g_i . g_i (elementwise), g_i the
+ * gradient of sample i's loss, over the curvature subsample at theta: the
+ * diagonal of the empirical Fisher matrix, for Martens' (2010, section
+ * 4.7) Newton-CG preconditioner. One forward and backward pass per sample.
+ * Collective. */
+dpt_status dpt_oracle_grad_sq(dpt_oracle *o, const dpt_real *theta, dpt_real *out);
+
 #endif /* DPT_ORACLE_H */

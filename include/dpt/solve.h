@@ -78,6 +78,8 @@ typedef struct dpt_solve_params {
     double lambda0;           /* initial damping, >= 0 (default 1.0) */
     double cg_eps;            /* Martens' relative-progress tolerance (default 5e-4) */
     double warm_decay;        /* warm start d0 = warm_decay d_prev, in [0, 1] (default 0.95) */
+    int cg_precondition;      /* 1: Martens' diagonal preconditioner
+                                 M = (diag(empirical Fisher) + lambda)^0.75 (default 0) */
     dpt_curvature_kind curvature; /* Newton-CG and Newton: default DPT_CURV_GAUSS_NEWTON; Newton
                                      assembles G from factored Jacobian rows with p?syrk and the
                                      exact Hessian column by column from Hv products (n products:

@@ -82,6 +82,7 @@ typedef struct dpt_solve_ctx {
     dpt_real *xt, *gt;        /* trial point and its gradient (line search) */
     dpt_real *d;              /* search direction */
     dpt_real *w1, *w2, *w3, *w4; /* method work vectors (Newton-CG: r, p, Ap, d_prev) */
+    dpt_real *w5, *w6;        /* Newton-CG: z = M^-1 r and M^-1 (the diagonal preconditioner) */
     double *phi_hist;         /* Newton-CG: [cg_max_iter + 1] CG objective values */
     dpt_lbfgs_mem mem;        /* L-BFGS, replicated history (p.lbfgs_replicated) */
     dpt_lbfgs_vf vf;          /* L-BFGS, history sharded over the ranks (the default) */

@@ -10,8 +10,12 @@
  * Levenberg-Marquardt rule of M10 section 4.1 on the reduction ratio
  * rho = (f(x + d) - f(x)) / q(d), q(d) = g.d + d.C d / 2 (undamped model).
  *
+ * Optionally CG is preconditioned by Martens' diagonal (M10 section 4.7)
+ * M = (diag(sum_i g_i g_i) / N + lambda)^0.75, the empirical Fisher's
+ * diagonal over the curvature subsample, recomputed every step.
+ *
  * Work vectors: w1 = r (residual), w2 = p (CG direction), w3 = A p,
- * w4 = the previous CG solution. The CG objective
+ * w4 = the previous CG solution, w5 = z = M^-1 r, w6 = M^-1. The CG objective
  *     phi(d) = g.d + d.A d / 2 = d.(g - r) / 2   (since r = -g - A d)
  * costs no product. */
 #include <math.h>
@@ -63,31 +67,51 @@ static int progress_stalled(const double *phi_hist, int i, double eps)
     return (phi_hist[i] - phi_hist[i - k]) / phi_hist[i] < k * eps;
 }
 
-/* Truncated CG for (C + lambda I) d = -g (N&W algorithm 5.2); ends on the
+/* M^-1 into w6: Martens' diagonal, or the identity */
+static dpt_status preconditioner(dpt_solve_ctx *c)
+{
+    dpt_real *minv = c->w6;
+    if (!c->p.cg_precondition) {
+        for (size_t j = 0; j < c->n; j++) minv[j] = 1;
+        return DPT_OK;
+    }
+    dpt_status st = dpt_oracle_grad_sq(c->o, c->x, minv);
+    if (st != DPT_OK) return st;
+    for (size_t j = 0; j < c->n; j++) {
+        double wd = c->o->is_weight[j] ? c->o->l2 : 0; /* the L2 term's curvature */
+        minv[j] = (dpt_real)(1.0 / pow((double)minv[j] + wd + c->lambda, 0.75));
+    }
+    return DPT_OK;
+}
+
+/* Preconditioned truncated CG for (C + lambda I) d = -g (N&W algorithm
+ * 5.3); ends on the
  * progress rule, cg_max_iter, r = 0 or non-positive curvature p.A p <= 0
  * (d stays the last iterate). *phi: the CG objective at d. */
 static dpt_status linear_cg(dpt_solve_ctx *c, double *phi)
 {
     const int n = (int)c->n;
-    dpt_real *r = c->w1, *p = c->w2, *ap = c->w3;
+    dpt_real *r = c->w1, *p = c->w2, *ap = c->w3, *z = c->w5, *minv = c->w6;
     dpt_status st = cg_start(c, phi);
     if (st != DPT_OK) return st;
     c->phi_hist[0] = *phi;
-    memcpy(p, r, sizeof(dpt_real) * c->n);
-    double rr = dpt_dot_acc(n, r, r);
-    for (int i = 1; i <= c->p.cg_max_iter && rr > 0; i++) {
+    for (int j = 0; j < n; j++) z[j] = minv[j] * r[j];
+    memcpy(p, z, sizeof(dpt_real) * c->n);
+    double rz = dpt_dot_acc(n, r, z);
+    for (int i = 1; i <= c->p.cg_max_iter && rz > 0; i++) {
         if ((st = apply(c, p, ap, c->lambda)) != DPT_OK) return st;
         double pap = dpt_dot_acc(n, p, ap);
         if (!(pap > 0)) break;
-        double a = rr / pap; /* eq. 5.24a */
+        double a = rz / pap; /* eq. 5.24a (algorithm 5.3 with the preconditioner) */
         dpt_axpy(n, (dpt_real)a, p, 1, c->d, 1);
         dpt_axpy(n, (dpt_real)-a, ap, 1, r, 1);
         c->cg_iters = i;
         c->phi_hist[i] = *phi = cg_phi(c, r);
         if (progress_stalled(c->phi_hist, i, c->p.cg_eps)) break;
-        double rr_new = dpt_dot_acc(n, r, r);
-        for (int j = 0; j < n; j++) p[j] = r[j] + (dpt_real)(rr_new / rr) * p[j]; /* 5.24d-e */
-        rr = rr_new;
+        for (int j = 0; j < n; j++) z[j] = minv[j] * r[j];
+        double rz_new = dpt_dot_acc(n, r, z);
+        for (int j = 0; j < n; j++) p[j] = z[j] + (dpt_real)(rz_new / rz) * p[j]; /* 5.24d-e */
+        rz = rz_new;
     }
     return DPT_OK;
 }
@@ -99,7 +123,8 @@ static dpt_status direction(dpt_solve_ctx *c, double *q, double *gd)
 {
     const int n = (int)c->n;
     double phi;
-    dpt_status st = linear_cg(c, &phi);
+    dpt_status st = preconditioner(c);
+    if (st == DPT_OK) st = linear_cg(c, &phi);
     if (st != DPT_OK) return st;
     *gd = dpt_dot_acc(n, c->g, c->d);
     if (*gd < 0 && phi < 0) {

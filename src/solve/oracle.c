@@ -126,3 +126,28 @@ dpt_status dpt_oracle_gn_rows(dpt_oracle *o, const dpt_real *theta, size_t first
     gather(o, first, count);
     return dpt_model_gn_rows(o->model, &o->ws, o->batch_x, o->batch_y, (int)count, rows);
 }
+
+dpt_status dpt_oracle_grad_sq(dpt_oracle *o, const dpt_real *theta, dpt_real *out)
+{
+    dpt_model *m = o->model;
+    const size_t n = m->n_params, in_size = o->set->n_features, chunk = (size_t)m->max_batch;
+    set_point(o, theta);
+    memset(out, 0, sizeof(dpt_real) * n);
+    dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
+    dpt_batch_metrics unused;
+    for (size_t done = 0; done < o->curv_count; done += chunk) {
+        size_t b = o->curv_count - done < chunk ? o->curv_count - done : chunk;
+        gather(o, done, b);
+        for (size_t i = 0; i < b; i++) { /* one sample at a time: its own gradient */
+            memset(m->grads, 0, sizeof(dpt_real) * n);
+            memset(&unused, 0, sizeof unused);
+            dpt_model_forward_backward(m, o->batch_x + i * in_size, o->batch_y + i, 1, &ctx, &unused);
+            for (size_t j = 0; j < n; j++) out[j] += m->grads[j] * m->grads[j];
+        }
+    }
+    dpt_status st = dpt_allreduce_sum_real(&o->comm, out, n);
+    if (st != DPT_OK) return st;
+    const dpt_real inv = (dpt_real)(1.0 / o->n_curv);
+    for (size_t j = 0; j < n; j++) out[j] *= inv;
+    return DPT_OK;
+}

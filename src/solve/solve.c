@@ -197,6 +197,7 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     size_t n = c->n, nvec = 5, m = 0;
     int sharded = c->p.method == DPT_SOLVE_LBFGS && !c->p.lbfgs_replicated;
     if (c->p.method == DPT_SOLVE_NEWTON_CG || c->p.method == DPT_SOLVE_NEWTON) nvec += 4;
+    if (c->p.method == DPT_SOLVE_NEWTON_CG) nvec += 2;
     if (sharded || c->p.method == DPT_SOLVE_BFGS) nvec += 2;
     if (c->p.method == DPT_SOLVE_LBFGS && !sharded) m = (size_t)c->p.lbfgs_m;
     dpt_real *block = malloc(sizeof(dpt_real) * n * (nvec + 2 * m) + 1);
@@ -206,7 +207,7 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
         return DPT_FAIL(DPT_ERR_NOMEM, "solve: out of memory for %zu vectors of %zu parameters",
                         nvec + 2 * m, n);
     }
-    dpt_real **vec[] = {&c->x, &c->g, &c->xt, &c->gt, &c->d, &c->w1, &c->w2, &c->w3, &c->w4};
+    dpt_real **vec[] = {&c->x, &c->g, &c->xt, &c->gt, &c->d, &c->w1, &c->w2, &c->w3, &c->w4, &c->w5, &c->w6};
     for (size_t i = 0; i < nvec; i++) *vec[i] = block + i * n;
     c->mem = (dpt_lbfgs_mem){.n = n, .m = (int)m, .s = block + nvec * n,
                              .y = block + (nvec + m) * n, .rho = dbl, .alpha = dbl + m};
