@@ -1160,7 +1160,7 @@ static void test_params_defaults_and_names(void)
     CU_ASSERT_EQUAL(p.warmup_steps, 0);
     static const char *const methods[DPT_OPTIM_COUNT_] = {
         "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "rmsprop_nesterov", "adam", "adamw",
-        "lbfgs", "cg", "cg_fr", "newton_cg"};
+        "lbfgs", "cg", "cg_fr", "newton_cg", "newton", "bfgs"};
     for (int m = 0; m < DPT_OPTIM_COUNT_; m++) {
         CU_ASSERT_STRING_EQUAL(dpt_optim_method_name((dpt_optim_method)m), methods[m]);
         CU_ASSERT_EQUAL(dpt_optim_is_second_order((dpt_optim_method)m), m >= DPT_OPTIM_LBFGS);
