@@ -47,6 +47,10 @@ dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f
 dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_real *v,
                                 dpt_real *out, dpt_curvature_kind kind);
 
+/* Neither of the two passes below counts in evals or products (they are
+ * the Newton assembly and the Newton-CG preconditioner, not queries of f
+ * or of a product). */
+
 /* Factored Gauss-Newton rows (dpt_model_gn_rows) of this rank's curvature
  * samples [first, first + count) (indices into its curvature subsample,
  * count <= model->max_batch) at theta: rows[count * R][n_params],

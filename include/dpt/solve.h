@@ -103,7 +103,8 @@ typedef struct dpt_solve_iter {
     double gnorm_inf;    /* ||g||_inf after the iteration */
     double step;         /* line-search step length alpha */
     long oracle_calls;   /* evals + products so far in this dpt_solve call */
-    double lambda;       /* Newton-CG damping after this step's LM update (0 otherwise) */
+    double lambda;       /* Newton-CG: damping after this step's LM update; Newton: the damping
+                            alpha its factorization used (0 otherwise) */
     int cg_iters;        /* Newton-CG linear CG iterations of this step (0 otherwise) */
     /* Newton with spectrum = 1: eigenvalues of the curvature matrix C (with
      * the L2 term) assembled at the start of this step; has_spectrum 0

@@ -112,7 +112,7 @@ dpt_status dpt_dense_damped_solve(dpt_dense *A, const dpt_real *g, double alpha0
 
 /* z = (A + alpha I)^-1 r with the Cholesky factor of the last successful
  * dpt_dense_damped_solve (it stays until the next call of damped_solve,
- * eigenvalues or symmetrize, which reuse the work copy): a preconditioner.
+ * eigenvalues, symmetrize or syrk_rows, which reuse the work copy): a preconditioner.
  * r and z replicated, must not alias. Collective. */
 dpt_status dpt_dense_factor_apply(dpt_dense *A, const dpt_real *r, dpt_real *z);
 

@@ -1,5 +1,6 @@
 /* Internal to src/solve: the state and steps shared by the solvers
- * (solve.c drives; lbfgs.c, ncg.c and newton_cg.c each make one step). */
+ * (solve.c drives; lbfgs.c, ncg.c, newton_cg.c, newton.c and bfgs.c each
+ * make one step; dense.h is the ScaLAPACK matrix of newton and bfgs). */
 #ifndef DPT_SOLVE_INTERNAL_H
 #define DPT_SOLVE_INTERNAL_H
 

@@ -193,8 +193,11 @@ dpt_status dpt_lbfgs_vf_direction(dpt_lbfgs_vf *vf, const dpt_real *g, dpt_real 
     dpt_real *c = malloc(sizeof(dpt_real) * (size_t)K * (size_t)K);
     double *G = malloc(sizeof(double) * ((size_t)K * (size_t)K + 2 * (size_t)K));
     int *counts = malloc(sizeof(int) * 2 * (size_t)P);
-    if (!c || !G || !counts) {
-        st = DPT_FAIL(DPT_ERR_NOMEM, "lbfgs-vf: out of memory for the %d x %d Gram matrix", K, K);
+    int failed = !c || !G || !counts, any_failed = 1; /* every rank leaves, or none: p?gemm is collective */
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, vf->comm);
+    if (any_failed) {
+        st = failed ? DPT_FAIL(DPT_ERR_NOMEM, "lbfgs-vf: out of memory for the %d x %d Gram matrix", K, K)
+                    : DPT_FAIL(DPT_ERR_REMOTE, "lbfgs-vf: another rank ran out of memory");
         goto done;
     }
     int *displs = counts + P;

@@ -17,7 +17,7 @@
  * The alpha tried first follows the Levenberg-Marquardt rule on the
  * reduction ratio rho = (f(x + d) - f(x)) / q(d) of the full step,
  * q(d) = g.d + d.C d / 2: rho < 1/4 multiplies it by 4, rho > 3/4 divides it
- * by 3 (N&W algorithm 4.1's factors). A C from a small subsample
+ * by 3 (the thresholds of N&W algorithm 4.1; the factors are ours). A C from a small subsample
  * underestimates the curvature along features the subsample lacks, and the
  * damping keeps those steps from overshooting.
  * The gradient is always the exact one of the whole batch, so the
@@ -220,10 +220,13 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
         if (st == DPT_OK) st = solve_pcg(c);
     } else {
         st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
-        if (st == DPT_ERR_NUMERIC) st = DPT_OK, *dphi0 = NAN; /* no damping helped: fall back below */
+        if (st == DPT_ERR_NUMERIC) { /* no damping helped (d not written): steepest descent */
+            st = DPT_OK;
+            memset(c->d, 0, sizeof(dpt_real) * c->n);
+        }
     }
     if (st != DPT_OK) return st;
-    *dphi0 = dpt_dot_acc(n, c->g, c->d);
+    *dphi0 = dpt_dot_acc(n, c->g, c->d); /* 0 after the failure above: falls through to -g */
     *alpha_init = 1.0;
     if (*dphi0 < 0 && isfinite(*dphi0)) return DPT_OK;
     for (int i = 0; i < n; i++) c->d[i] = -c->g[i];
@@ -250,7 +253,7 @@ dpt_status dpt_solve_newton_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
     dpt_status st = direction(c, &dphi0, &a0);
     /* the Levenberg-Marquardt rule judges the assembled C as a model; with
      * PCG the step solves the exact system and C only preconditions */
-    int newton_direction = a0 == 1.0 && c->p.newton_solver != DPT_NEWTON_PCG;
+    int newton_direction = a0 == 1.0 && c->p.newton_solver != DPT_NEWTON_PCG && dphi0 != 0;
     if (st == DPT_OK && newton_direction) st = model_decrease(c, &q);
     if (st == DPT_OK) st = dpt_solve_search(c, dpt_linesearch, dphi0, a0, &res, &ok);
     if (st != DPT_OK) return st;

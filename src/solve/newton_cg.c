@@ -79,7 +79,8 @@ static dpt_status preconditioner(dpt_solve_ctx *c)
     if (st != DPT_OK) return st;
     for (size_t j = 0; j < c->n; j++) {
         double wd = c->o->is_weight[j] ? c->o->l2 : 0; /* the L2 term's curvature */
-        minv[j] = (dpt_real)(1.0 / pow((double)minv[j] + wd + c->lambda, 0.75));
+        double base = (double)minv[j] + wd + c->lambda; /* 0 for a never-active input with no damping */
+        minv[j] = (dpt_real)(base > 0 ? 1.0 / pow(base, 0.75) : 1.0);
     }
     return DPT_OK;
 }

@@ -200,12 +200,19 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     if (c->p.method == DPT_SOLVE_NEWTON_CG) nvec += 2;
     if (sharded || c->p.method == DPT_SOLVE_BFGS) nvec += 2;
     if (c->p.method == DPT_SOLVE_LBFGS && !sharded) m = (size_t)c->p.lbfgs_m;
-    dpt_real *block = malloc(sizeof(dpt_real) * n * (nvec + 2 * m) + 1);
+    dpt_real *block = calloc(n * (nvec + 2 * m) + 1, sizeof(dpt_real));
     double *dbl = malloc(sizeof(double) * (2 * m + (size_t)c->p.cg_max_iter + 1));
+    dpt_status st = DPT_OK;
     if (!block || !dbl) {
         free(block), free(dbl);
-        return DPT_FAIL(DPT_ERR_NOMEM, "solve: out of memory for %zu vectors of %zu parameters",
-                        nvec + 2 * m, n);
+        block = NULL, dbl = NULL;
+        st = DPT_FAIL(DPT_ERR_NOMEM, "solve: out of memory for %zu vectors of %zu parameters",
+                      nvec + 2 * m, n);
+    }
+    st = dpt_agree_status(&c->o->comm, st, NULL); /* before any collective set-up below */
+    if (st != DPT_OK) {
+        free(block), free(dbl);
+        return st;
     }
     dpt_real **vec[] = {&c->x, &c->g, &c->xt, &c->gt, &c->d, &c->w1, &c->w2, &c->w3, &c->w4, &c->w5, &c->w6};
     for (size_t i = 0; i < nvec; i++) *vec[i] = block + i * n;
@@ -214,9 +221,9 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     c->phi_hist = dbl + 2 * m;
     if (c->p.method == DPT_SOLVE_NEWTON || c->p.method == DPT_SOLVE_BFGS) return alloc_dense(c);
     if (!sharded) return DPT_OK;
-    dpt_status st = dpt_lbfgs_vf_create(&c->vf, c->o->comm.comm, n, c->p.lbfgs_m, NULL, 0, NULL);
+    st = dpt_lbfgs_vf_create(&c->vf, c->o->comm.comm, n, c->p.lbfgs_m, NULL, 0, NULL);
     st = dpt_agree_status(&c->o->comm, st, NULL); /* no rank may open the grid alone */
-    if (st == DPT_OK) st = dpt_lbfgs_vf_grid_open(&c->vf);
+    if (st == DPT_OK) st = dpt_agree_status(&c->o->comm, dpt_lbfgs_vf_grid_open(&c->vf), NULL);
     return st;
 }
 
@@ -316,8 +323,8 @@ dpt_status dpt_solve(dpt_oracle *o, dpt_real *theta, const dpt_solve_params *p,
     dpt_solve_stop stop = DPT_SOLVE_STOP_NONE;
     dpt_real *block = NULL;
     st = alloc_ctx(&c);
+    block = c.x; /* NULL if its allocation failed; the swaps below permute the pointers inside it */
     if (st != DPT_OK) goto cleanup;
-    block = c.x; /* the swaps below permute the pointers inside the block */
     memcpy(c.x, theta, sizeof(dpt_real) * c.n);
     st = run(&c, &stop, on_iter, user);
     if (st == DPT_OK) memcpy(theta, c.x, sizeof(dpt_real) * c.n);
