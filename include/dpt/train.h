@@ -120,8 +120,12 @@ typedef struct dpt_run_report {
     size_t peak_rss_bytes;     /* this rank's peak resident memory */
 } dpt_run_report;
 
-/* A second-order run ([optim] method lbfgs, cg, cg_fr, newton_cg): the
- * full training set is the batch of the distributed oracle, the solver runs
+/* Samples in the second-order methods' batch: the training set, or its
+ * first cfg->update.solve_samples when that is smaller (and not 0). */
+size_t dpt_trainer_solve_batch(const dpt_trainer *t);
+
+/* A second-order run ([optim] method lbfgs, cg, cg_fr, newton_cg, newton, bfgs): the
+ * training set (dpt_trainer_solve_batch) is the batch of the distributed oracle, the solver runs
  * to its stopping rule, rank 0 logs every iteration; then the test set is
  * evaluated. Collective. */
 dpt_status dpt_trainer_solve(dpt_trainer *trainer, const dpt_dataset *test_set,

@@ -23,7 +23,7 @@
  * The gradient is always the exact one of the whole batch, so the
  * minimiser is the true one even when C comes from a subsample.
  *
- * Work vectors for CG: w1 = r, w2 = p, w3 = C p. */
+ * Work vectors for CG: w1 = r, w2 = p, w3 = A p, w4 = z (PCG). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,77 +103,61 @@ static dpt_status spectrum(dpt_solve_ctx *c)
     return DPT_OK;
 }
 
-/* Truncated CG on (C + alpha I) d = -g, alpha = c->alpha_floor, from d = 0 (N&W algorithm 7.1):
- * stops when |r| <= min(0.5, sqrt|g|) |g| (eq. 7.3: superlinear
- * convergence), at cg_max_iter, or at a direction of non-positive
- * curvature (then d so far, or -g on the first iteration). */
-static dpt_status solve_cg(dpt_solve_ctx *c)
+/* out = C v by p?gemv on the assembled matrix */
+static dpt_status dense_product(dpt_solve_ctx *c, const dpt_real *v, dpt_real *out)
 {
-    const int n = (int)c->n;
-    dpt_real *r = c->w1, *p = c->w2, *cp = c->w3;
-    const double alpha = c->alpha_floor, gnorm = sqrt(dpt_dot_acc(n, c->g, c->g));
-    const double tol = fmin(0.5, sqrt(gnorm)) * gnorm;
-    memset(c->d, 0, sizeof(dpt_real) * c->n);
-    for (int i = 0; i < n; i++) r[i] = -c->g[i], p[i] = r[i];
-    double rr = dpt_dot_acc(n, r, r);
-    c->lambda = alpha;
-    for (int k = 0; k < c->p.cg_max_iter && sqrt(rr) > tol; k++) {
-        dpt_status st = dpt_dense_gemv(&c->dense, p, cp);
-        if (st != DPT_OK) return st;
-        if (alpha != 0) dpt_axpy(n, (dpt_real)alpha, p, 1, cp, 1);
-        double pcp = dpt_dot_acc(n, p, cp);
-        c->cg_iters = k + 1;
-        if (!(pcp > 1e-14 * dpt_dot_acc(n, p, p))) { /* negative curvature: stop (Steihaug) */
-            if (k == 0) memcpy(c->d, r, sizeof(dpt_real) * c->n);
-            return DPT_OK;
-        }
-        double a = rr / pcp;
-        dpt_axpy(n, (dpt_real)a, p, 1, c->d, 1);
-        dpt_axpy(n, (dpt_real)-a, cp, 1, r, 1);
-        double rr_new = dpt_dot_acc(n, r, r);
-        for (int i = 0; i < n; i++) p[i] = r[i] + (dpt_real)(rr_new / rr) * p[i];
-        rr = rr_new;
-    }
-    return DPT_OK;
+    return dpt_dense_gemv(&c->dense, v, out);
 }
 
-/* Preconditioned truncated CG (N&W algorithm 5.3 within 7.1) on
- * (H + alpha I) d = -g, alpha only the sqrt(eps) floor (the damping
- * newton_damping applies to the preconditioner), H the oracle's exact curvature over the whole
- * curvature batch (one product per iteration, cheap next to assembly),
- * preconditioned by the Cholesky factor of the assembled C + alpha I. A C
- * from a subsample, or from an earlier iterate (newton_refresh), is a good
- * preconditioner long after it stops being a good Newton matrix, so Newton
- * keeps its fast local convergence for the cost of a few products. Same
- * stopping rules as solve_cg. */
-static dpt_status solve_pcg(dpt_solve_ctx *c)
+/* out = H v by the oracle's exact product over the curvature batch */
+static dpt_status exact_product(dpt_solve_ctx *c, const dpt_real *v, dpt_real *out)
 {
-    const int n = (int)c->n;
-    dpt_real *r = c->w1, *p = c->w2, *hp = c->w3, *z = c->w4;
-    const double alpha = c->system_floor, gnorm = sqrt(dpt_dot_acc(n, c->g, c->g));
-    const double tol = fmin(0.5, sqrt(gnorm)) * gnorm;
+    return dpt_oracle_curvature(c->o, c->x, v, out, c->p.curvature);
+}
+
+/* Truncated (preconditioned) CG on (A + alpha I) d = -g from d = 0 (N&W
+ * algorithm 7.1, with algorithm 5.3's preconditioning): stops when
+ * |r| <= min(0.5, sqrt|g|) |g| (eq. 7.3: superlinear convergence), at
+ * cg_max_iter, or at a direction of non-positive curvature (then d so far,
+ * or the preconditioned -g on the first iteration, as Steihaug).
+ *   newton_solver = cg:  A = C by p?gemv, alpha = alpha_floor, no preconditioner;
+ *   newton_solver = pcg: A = the oracle's exact H over the whole curvature
+ *     batch (one product per iteration, cheap next to assembly), alpha only
+ *     the sqrt(eps) floor (newton_damping applies to the preconditioner),
+ *     preconditioned by the Cholesky factor of the assembled C + alpha I. A C
+ *     from a subsample, or from an earlier iterate (newton_refresh), is a
+ *     good preconditioner long after it stops being a good Newton matrix,
+ *     so Newton keeps its fast local convergence for a few products. */
+static dpt_status truncated_cg(dpt_solve_ctx *c)
+{
+    const int n = (int)c->n, precondition = c->p.newton_solver == DPT_NEWTON_PCG;
+    dpt_status (*product)(dpt_solve_ctx *, const dpt_real *, dpt_real *) =
+        precondition ? exact_product : dense_product;
+    dpt_real *r = c->w1, *p = c->w2, *ap = c->w3, *z = precondition ? c->w4 : c->w1;
+    const double alpha = precondition ? c->system_floor : c->alpha_floor;
+    const double gnorm = sqrt(dpt_dot_acc(n, c->g, c->g)), tol = fmin(0.5, sqrt(gnorm)) * gnorm;
     memset(c->d, 0, sizeof(dpt_real) * c->n);
     for (int i = 0; i < n; i++) r[i] = -c->g[i];
-    dpt_status st = dpt_dense_factor_apply(&c->dense, r, z);
+    dpt_status st = precondition ? dpt_dense_factor_apply(&c->dense, r, z) : DPT_OK;
     if (st != DPT_OK) return st;
     memcpy(p, z, sizeof(dpt_real) * c->n);
     double rz = dpt_dot_acc(n, r, z), rr = dpt_dot_acc(n, r, r);
+    if (!precondition) c->lambda = alpha;
     for (int k = 0; k < c->p.cg_max_iter && sqrt(rr) > tol; k++) {
-        st = dpt_oracle_curvature(c->o, c->x, p, hp, c->p.curvature);
-        if (st != DPT_OK) return st;
-        if (alpha != 0) dpt_axpy(n, (dpt_real)alpha, p, 1, hp, 1);
-        double php = dpt_dot_acc(n, p, hp);
+        if ((st = product(c, p, ap)) != DPT_OK) return st;
+        if (alpha != 0) dpt_axpy(n, (dpt_real)alpha, p, 1, ap, 1);
+        double pap = dpt_dot_acc(n, p, ap);
         c->cg_iters = k + 1;
-        if (!(php > 1e-14 * dpt_dot_acc(n, p, p))) { /* negative curvature: stop */
+        if (!(pap > 1e-14 * dpt_dot_acc(n, p, p))) { /* negative curvature: stop */
             if (k == 0) memcpy(c->d, z, sizeof(dpt_real) * c->n);
             return DPT_OK;
         }
-        double a = rz / php;
+        double a = rz / pap;
         dpt_axpy(n, (dpt_real)a, p, 1, c->d, 1);
-        dpt_axpy(n, (dpt_real)-a, hp, 1, r, 1);
+        dpt_axpy(n, (dpt_real)-a, ap, 1, r, 1);
         rr = dpt_dot_acc(n, r, r);
-        if ((st = dpt_dense_factor_apply(&c->dense, r, z)) != DPT_OK) return st;
-        double rz_new = dpt_dot_acc(n, r, z);
+        if (precondition && (st = dpt_dense_factor_apply(&c->dense, r, z)) != DPT_OK) return st;
+        double rz_new = precondition ? dpt_dot_acc(n, r, z) : rr;
         for (int i = 0; i < n; i++) p[i] = z[i] + (dpt_real)(rz_new / rz) * p[i];
         rz = rz_new;
     }
@@ -210,14 +194,14 @@ static dpt_status direction(dpt_solve_ctx *c, double *dphi0, double *alpha_init)
     int fresh = c->assembled_at < 0 || c->iter - c->assembled_at >= c->p.newton_refresh;
     if (fresh && (st = assemble(c)) != DPT_OK) return st;
     if (c->p.newton_solver == DPT_NEWTON_CG) {
-        st = solve_cg(c);
+        st = truncated_cg(c);
     } else if (c->p.newton_solver == DPT_NEWTON_PCG) {
         if (fresh) { /* factor C + alpha I; its step is PCG's start, discarded */
             st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
             if (st == DPT_ERR_NUMERIC) return DPT_FAIL(DPT_ERR_NUMERIC, "newton: no damping made the "
                                                        "preconditioner positive definite");
         }
-        if (st == DPT_OK) st = solve_pcg(c);
+        if (st == DPT_OK) st = truncated_cg(c);
     } else {
         st = dpt_dense_damped_solve(&c->dense, c->g, c->alpha_floor, c->d, &c->lambda);
         if (st == DPT_ERR_NUMERIC) { /* no damping helped (d not written): steepest descent */

@@ -107,11 +107,9 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
            t->plan.global_batch, t->cfg->train.batch_size, t->plan.steps_per_epoch, t->total_steps);
     if (dpt_optim_is_second_order(t->cfg->optim.method)) {
         const dpt_solve_params *s = &t->cfg->solve;
-        size_t batch = t->train_set->n_samples;
-        if (t->cfg->update.solve_samples > 0 && (size_t)t->cfg->update.solve_samples < batch)
-            batch = (size_t)t->cfg->update.solve_samples;
         printf("optimizer: %s on the full batch of %zu samples (L2 %g on weights, gtol %g%s, ftol %g, "
-               "at most %d iterations)\n", dpt_optim_method_name(t->cfg->optim.method), batch,
+               "at most %d iterations)\n", dpt_optim_method_name(t->cfg->optim.method),
+               dpt_trainer_solve_batch(t),
                t->cfg->optim.weight_decay, s->gtol, s->gtol_absolute ? " absolute" : " x max(1, |x|inf)",
                s->ftol, s->max_iter);
     } else {

@@ -23,6 +23,13 @@ static void on_iteration(const dpt_solve_iter *it, void *user)
     dpt_report_iteration(user, it);
 }
 
+size_t dpt_trainer_solve_batch(const dpt_trainer *t)
+{
+    size_t batch = t->train_set->n_samples;
+    long limit = t->cfg->update.solve_samples;
+    return limit > 0 && (size_t)limit < batch ? (size_t)limit : batch;
+}
+
 /* Solves from the model's parameters; they hold the result afterwards.
  * *samples: samples passed through the model (evaluations and products). */
 static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out, double *samples)
@@ -33,10 +40,8 @@ static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out
     if (!theta) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the solver's iterate");
     memcpy(theta, t->model.params, sizeof(dpt_real) * n);
     dpt_oracle oracle;
-    size_t batch = t->train_set->n_samples;
-    if (cfg->update.solve_samples > 0 && (size_t)cfg->update.solve_samples < batch)
-        batch = (size_t)cfg->update.solve_samples;
-    dpt_status st = dpt_oracle_create(&oracle, t->comm.comm, &t->model, t->train_set, 0, batch,
+    dpt_status st = dpt_oracle_create(&oracle, t->comm.comm, &t->model, t->train_set, 0,
+                                      dpt_trainer_solve_batch(t),
                                       cfg->update.curvature_fraction, cfg->optim.weight_decay);
     if (st == DPT_OK) {
         dpt_solve_params params = cfg->solve;
