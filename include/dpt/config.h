@@ -6,6 +6,9 @@
  *   [train] epochs, per-rank batch size, seed, ragged-batch policy
  *   [optim] optimizer, learning rate and its schedule, momentum, weight decay
  *   [eval]  Monte Carlo dropout evaluation
+ *   [diagnostics] curvature, Lanczos eigenvalues, gradient noise scale,
+ *           vanishing/exploding gradient warnings (their own JSON-lines file)
+ *   [ensemble] bagging: k members, each trained by its own group of ranks
  *   [log]   progress display and the JSON-lines metrics file
  *
  * Every key is validated (type, range, allowed values). An unknown section or
@@ -80,6 +83,19 @@ typedef struct dpt_config {
     struct {
         int mc_samples;   /* 0: off; K: also evaluate with K Monte Carlo dropout passes */
     } eval;
+    struct {              /* [diagnostics] (spectrum lives in solve.spectrum) */
+        int every;        /* steps between diagnostics; 0: off */
+        int lanczos_steps;/* Hessian-vector products per Lanczos run; 0: no Lanczos */
+        int noise_scale;  /* 1: gradient noise scale every step (needs >= 2 ranks) */
+        double noise_decay;   /* EMA decay of the noise scale estimates */
+        double grad_ratio_min;/* |g_layer| / |w_layer| below this: vanishing warning */
+        double grad_ratio_max;/* above this: exploding warning */
+        char file[DPT_PATH_MAX]; /* JSON-lines diagnostics file; "" = none */
+    } diag;
+    struct {              /* [ensemble] */
+        int members;      /* k >= 1 bagged members; the ranks split into k equal groups */
+        int bootstrap;    /* 1: each member trains on its own bootstrap resample */
+    } ensemble;
     struct {
         int every;        /* steps between log lines / metrics records */
         dpt_progress_mode progress;

@@ -87,6 +87,10 @@ typedef struct dpt_trainer {
     dpt_fault fault;
     int stats_ready;           /* layer_stats holds this step's statistics */
     dpt_layer_stat *layer_stats; /* [model layers] */
+    /* bagging (dpt/ensemble.h): set after dpt_trainer_create, before training */
+    const uint32_t *sample_map; /* [n_train] or NULL: the epoch's i-th sample is
+                                   sample_map[perm[i]] (a bootstrap resample) */
+    int console_off;           /* 1: rank 0 writes its metrics file but prints nothing */
 } dpt_trainer;
 
 /* Builds model, optimizer and batch plan for train_set on comm. Collective. */

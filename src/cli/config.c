@@ -317,6 +317,33 @@ static const key_spec keys[] = {
      .lmin = 1, .lmax = LONG_MAX, .aliases = "max_oracle_calls evaluations",
      .help = "second-order methods: limit on oracle calls (evaluations + curvature products)",
      .offset = OFF(solve.max_evals)},
+    {.section = "diagnostics", .key = "every", .type = T_INT, .def = "0", .lmin = 0, .lmax = 100000000,
+     .aliases = "interval frequency diagnostics_every",
+     .help = "every this many steps: curvature along the gradient (g'Hg), Lanczos, noise scale "
+             "and layer gradient checks on the current minibatch (0: off)",
+     .offset = OFF(diag.every)},
+    {.section = "diagnostics", .key = "lanczos_steps", .type = T_INT, .def = "20", .lmin = 0,
+     .lmax = 1000, .aliases = "lanczos k lanczos_k",
+     .help = "Hessian-vector products per Lanczos run for lambda_min and lambda_max (0: no Lanczos)",
+     .offset = OFF(diag.lanczos_steps)},
+    {.section = "diagnostics", .key = "noise_scale", .type = T_BOOL, .def = "true",
+     .aliases = "gradient_noise noise critical_batch",
+     .help = "gradient noise scale and critical batch size (McCandlish et al. 2018; needs 2+ ranks)",
+     .offset = OFF(diag.noise_scale)},
+    {.section = "diagnostics", .key = "noise_decay", .type = T_REAL, .flags = F_MAX_OPEN, .def = "0.99",
+     .rmin = 0.0, .rmax = 1.0, .aliases = "noise_ema ema_decay",
+     .help = "EMA decay of the noise scale's |G|^2 and S estimates", .offset = OFF(diag.noise_decay)},
+    {.section = "diagnostics", .key = "grad_ratio_min", .type = T_REAL, .flags = F_NO_MAX, .def = "1e-5",
+     .rmin = 0.0, .aliases = "vanishing vanishing_ratio",
+     .help = "warn of a vanishing gradient when a layer's |g| / |w| falls below this",
+     .offset = OFF(diag.grad_ratio_min)},
+    {.section = "diagnostics", .key = "grad_ratio_max", .type = T_REAL, .flags = F_NO_MAX | F_MIN_OPEN,
+     .def = "10", .rmin = 0.0, .aliases = "exploding exploding_ratio",
+     .help = "warn of an exploding gradient when a layer's |g| / |w| rises above this",
+     .offset = OFF(diag.grad_ratio_max)},
+    {.section = "diagnostics", .key = "file", .type = T_STRING, .flags = F_EMPTY_OK,
+     .def = "dptrain-diagnostics.jsonl", .aliases = "output jsonl diagnostics_file path",
+     .help = "JSON-lines diagnostics file (empty: none)", .offset = OFF(diag.file)},
     {.section = "diagnostics", .key = "spectrum", .type = T_BOOL, .def = "false",
      .aliases = "eigenvalues eigen",
      .help = "newton: eigenvalues of the curvature matrix (p?syevd) at every iteration",
@@ -367,6 +394,15 @@ static const key_spec keys[] = {
      .lmax = 10000, .aliases = "mc_dropout mc_passes samples passes monte_carlo",
      .help = "Monte Carlo dropout passes at evaluation (0: off)", .offset = OFF(eval.mc_samples)},
 
+    {.section = "ensemble", .key = "members", .type = T_INT, .def = "1", .lmin = 1, .lmax = 4096,
+     .aliases = "k size n_members bagging",
+     .help = "bagging: k members, each trained by ranks/k ranks; predictions averaged (1: plain training)",
+     .offset = OFF(ensemble.members)},
+    {.section = "ensemble", .key = "bootstrap", .type = T_BOOL, .def = "true",
+     .aliases = "resample bagging_resample",
+     .help = "members > 1: each member trains on its own bootstrap resample (else the same data, "
+             "its own seed)", .offset = OFF(ensemble.bootstrap)},
+
     {.section = "log", .key = "every", .type = T_INT, .def = "100", .lmin = 1, .lmax = 100000000,
      .aliases = "interval log_every frequency",
      .help = "steps between log lines and metrics records", .offset = OFF(log.every)},
@@ -402,7 +438,8 @@ static const section_spec sections[] = {
     {"train", 0, "training trainer", "epochs, per-rank batch size, seed, ragged-batch policy"},
     {"optim", 0, "optimizer optimiser optimization sgd", "optimizer, learning rate and its schedule"},
     {"eval", 0, "evaluation evaluate validation test mc", "Monte Carlo dropout evaluation"},
-    {"diagnostics", 0, "diagnostic diag spectrum", "what the optimizer reports about curvature"},
+    {"diagnostics", 0, "diagnostic diag spectrum", "curvature, eigenvalues, noise scale, gradient health"},
+    {"ensemble", 0, "bagging ensembles members", "bagging: members trained by groups of ranks"},
     {"log", 0, "logging logs output", "progress display and the JSON-lines metrics file"},
 };
 #define N_SECTIONS ((int)(sizeof sections / sizeof sections[0]))
@@ -1414,6 +1451,15 @@ static dpt_status finish(parse_ctx *ctx)
             memcpy((char *)ctx->cfg + k->offset, &(double){ctx->cfg->optim.lr / 100.0},
                    sizeof(double));
     }
+    const dpt_config *cfg = ctx->cfg;
+    if (cfg->ensemble.members > 1 && dpt_optim_is_second_order(cfg->optim.method))
+        return DPT_FAIL(DPT_ERR_CONFIG, "%s: [ensemble] members = %d needs a first-order [optim] "
+                        "method (sgd, momentum, nesterov, adagrad, rmsprop, adam), not %s", ctx->source,
+                        cfg->ensemble.members, dpt_optim_method_name(cfg->optim.method));
+    if (!(cfg->diag.grad_ratio_min < cfg->diag.grad_ratio_max))
+        return DPT_FAIL(DPT_ERR_CONFIG, "%s: [diagnostics] grad_ratio_min (%g) must be below "
+                        "grad_ratio_max (%g)", ctx->source, cfg->diag.grad_ratio_min,
+                        cfg->diag.grad_ratio_max);
     return DPT_OK;
 }
 

@@ -19,7 +19,8 @@ dpt_status dpt_reporter_open(dpt_reporter *rep, const dpt_trainer *t)
     rep->model = &t->model;
     if (!rep->active) return DPT_OK;
     dpt_progress_mode mode = t->cfg->log.progress;
-    rep->quiet = mode == DPT_PROGRESS_NONE;
+    rep->console = !t->console_off;
+    rep->quiet = mode == DPT_PROGRESS_NONE || !rep->console;
     rep->bar = mode == DPT_PROGRESS_BAR || (mode == DPT_PROGRESS_AUTO && isatty(STDERR_FILENO));
     const char *path = t->cfg->log.metrics;
     if (path[0] != '\0') {
@@ -93,11 +94,8 @@ static void print_first_order(const dpt_trainer *t)
                : t->overlapped ? "bucketed, overlapping the backward pass" : "one blocking allreduce");
 }
 
-void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
+static void print_header(const dpt_trainer *t, const dpt_dataset *test_set, const char *model)
 {
-    if (!rep->active) return;
-    char model[1024];
-    describe_model(model, sizeof model, &t->model);
     printf("dptrain %s: %d rank%s, %s precision, %zu parameters, %.3g MFLOP per sample forward\n",
            DPT_VERSION_STRING, t->comm.size, t->comm.size > 1 ? "s" : "", DPT_REAL_NAME,
            t->model.n_params, dpt_model_flops_per_sample(&t->model) / 1e6);
@@ -116,6 +114,14 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
         print_first_order(t);
     }
     fflush(stdout);
+}
+
+void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
+{
+    if (!rep->active) return;
+    char model[1024];
+    describe_model(model, sizeof model, &t->model);
+    if (rep->console) print_header(t, test_set, model);
 
     cJSON *run = cJSON_CreateObject();
     cJSON_AddStringToObject(run, "type", "run");
@@ -219,17 +225,23 @@ static void print_heads(const dpt_model *m, const dpt_eval *e)
     }
 }
 
-void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
-                      const dpt_eval *test, double epoch_seconds, double samples_per_second)
+static void print_epoch(const dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
+                        const dpt_eval *test, double epoch_seconds, double samples_per_second)
 {
-    if (!rep->active) return;
-    end_bar(rep);
     printf("epoch %ld/%ld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f samples/s",
            p->epoch, p->epochs, train->loss, train->accuracy, test->loss, test->accuracy,
            epoch_seconds, samples_per_second);
     print_heads(rep->model, test);
     printf("\n");
     fflush(stdout);
+}
+
+void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *train,
+                      const dpt_eval *test, double epoch_seconds, double samples_per_second)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    if (rep->console) print_epoch(rep, p, train, test, epoch_seconds, samples_per_second);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "epoch");
     cJSON_AddNumberToObject(rec, "epoch", (double)p->epoch);
@@ -245,16 +257,21 @@ void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *
     emit(rep, rec);
 }
 
-void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
+static void print_final(const dpt_reporter *rep, const dpt_run_report *r)
 {
-    if (!rep->active) return;
-    end_bar(rep);
     printf("final test accuracy %.4f, test loss %.4f (%ld steps, %.1f s training, %.0f samples/s, "
            "%.1f s total)", r->final_test.accuracy, r->final_test.loss, r->steps, r->train_seconds,
            r->samples_per_second, r->total_seconds);
     print_heads(rep->model, &r->final_test);
     printf("\n");
     fflush(stdout);
+}
+
+void dpt_report_final(dpt_reporter *rep, const dpt_run_report *r)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    if (rep->console) print_final(rep, r);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "final");
     cJSON_AddNumberToObject(rec, "test_accuracy", r->final_test.accuracy);

@@ -11,7 +11,8 @@
 typedef struct dpt_reporter {
     int active;        /* rank 0 only */
     int bar;           /* 1: live bar on stderr; 0: log lines */
-    int quiet;         /* progress = none */
+    int quiet;         /* progress = none (or no console) */
+    int console;       /* 1: summaries on stdout; 0: metrics file only (trainer->console_off) */
     int bar_drawn;     /* a bar line is on screen and must be ended */
     double last_draw;  /* wall time of the last bar redraw */
     FILE *metrics;     /* JSON-lines file, or NULL */

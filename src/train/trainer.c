@@ -158,6 +158,9 @@ static void start_epoch(dpt_trainer *t)
     dpt_rng rng;
     dpt_rng_init(&rng, t->cfg->train.seed, DPT_STREAM_SHUFFLE, 0, (uint64_t)t->epoch);
     dpt_rng_permutation(&rng, t->perm, (uint32_t)t->train_set->n_samples);
+    /* bagging: a permutation of the resample's positions, mapped to samples */
+    if (t->sample_map)
+        for (size_t i = 0; i < t->train_set->n_samples; i++) t->perm[i] = t->sample_map[t->perm[i]];
     memset(t->epoch_sums, 0, sizeof t->epoch_sums);
 }
 
