@@ -87,6 +87,9 @@ typedef struct dpt_trainer {
     dpt_fault fault;
     int stats_ready;           /* layer_stats holds this step's statistics */
     dpt_layer_stat *layer_stats; /* [model layers] */
+    size_t local_count;        /* samples of this rank in the current step */
+    struct dpt_diagnostics *diag; /* [diagnostics] state (src/train/diagnose.h); NULL: off */
+    int diag_ready;            /* the last step produced diagnostics (rank 0 reports them) */
     /* bagging (dpt/ensemble.h): set after dpt_trainer_create, before training */
     const uint32_t *sample_map; /* [n_train] or NULL: the epoch's i-th sample is
                                    sample_map[perm[i]] (a bootstrap resample) */

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "diagnose.h"
 #include "report.h"
 
 /* Peak resident set of this process (Linux reports ru_maxrss in KiB). */
@@ -83,7 +84,9 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
         if (st != DPT_OK) return st;
         clock->train_seconds += MPI_Wtime() - begin;
         if (t->last_skipped) dpt_report_skip(rep, t);
-        if (t->stats_ready) dpt_report_layer_stats(rep, t);
+        if (t->stats_ready && t->cfg->log.layer_stats > 0 && t->step % t->cfg->log.layer_stats == 0)
+            dpt_report_layer_stats(rep, t);
+        if (t->diag_ready) dpt_diagnose_report(t, !t->console_off);
         int last = t->step == t->total_steps;
         /* collective: every rank reaches these branches at the same steps */
         if (t->step % every == 0 || last) {
@@ -127,6 +130,7 @@ dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_
         report->optimizer_state_bytes = dpt_optimizer_state_bytes(&t->opt);
         report->peak_rss_bytes = peak_rss_bytes();
         dpt_report_final(&rep, report);
+        dpt_diagnose_summary(t, !t->console_off);
     }
     dpt_reporter_close(&rep);
     return st;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dpt/rng.h"
+#include "diagnose.h"
 #include "update.h"
 
 /* Every data label must have a head label inside the head's output width. */
@@ -65,6 +66,7 @@ static dpt_status create_local(dpt_trainer *t, const dpt_config *cfg, const dpt_
     t->eval_batch = cfg->train.batch_size > 256 ? cfg->train.batch_size : 256;
     st = create_model(t, cfg, train_set);
     if (st == DPT_OK) st = dpt_update_setup(t);
+    if (st == DPT_OK) st = dpt_diagnose_setup(t);
     if (st != DPT_OK) return st;
     dpt_optim_params optim = cfg->optim;
     if (optim.decay_steps == 0) optim.decay_steps = t->total_steps - optim.warmup_steps;
@@ -117,6 +119,7 @@ dpt_status dpt_trainer_create(dpt_trainer *t, const dpt_config *cfg, MPI_Comm co
 
 void dpt_trainer_destroy(dpt_trainer *t)
 {
+    dpt_diagnose_teardown(t);
     dpt_update_teardown(t);
     dpt_model_destroy(&t->model);
     dpt_optimizer_destroy(&t->opt);
@@ -186,6 +189,8 @@ dpt_status dpt_trainer_step(dpt_trainer *t)
     dpt_batch_metrics metrics;
     memset(&metrics, 0, sizeof metrics);
     dpt_dataset_gather(t->train_set, t->perm + begin, count, t->batch_x, t->batch_y);
+    t->local_count = count;
+    dpt_diagnose_begin_step(t);
     dpt_forward_ctx ctx = forward_ctx(t, 1);
     if (t->overlapped) dpt_reducer_begin(&t->reducer);
     dpt_model_forward_backward(model, t->batch_x, t->batch_y, (int)count, &ctx, &metrics);

@@ -3,6 +3,8 @@
  * non-finite guard, clipping, the optimizer step, per-layer statistics. */
 #include "update.h"
 
+#include "diagnose.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +60,7 @@ dpt_status dpt_update_setup(dpt_trainer *t)
     if (st != DPT_OK) return st;
     t->slice_lo = t->sharder.lo;
     t->slice_n = t->sharder.len;
-    if (t->cfg->log.layer_stats > 0) {
+    if (t->cfg->log.layer_stats > 0 || t->cfg->diag.every > 0) {
         t->slice_buf = malloc(sizeof(dpt_real) * (t->slice_n ? t->slice_n : 1));
         if (!t->slice_buf) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
     }
@@ -94,6 +96,8 @@ void dpt_update_layer_done(int layer, void *user)
 {
     dpt_trainer *t = user;
     if (t->fault.layer == layer) inject_fault(t); /* before its bucket leaves */
+    const dpt_layer *l = &t->model.layers[layer];
+    dpt_diagnose_local_norm(t, l->param_offset, l->n_weights + l->n_bias); /* ditto */
     /* a failing MPI call here cannot be agreed on mid-pass: abort */
     if (dpt_reducer_segment_done(&t->reducer, t->reducer_segment_of_layer[layer]) != DPT_OK)
         dpt_abort(&t->comm, 1);
@@ -166,12 +170,16 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
  * survives the sum over ranks (NaN + x = NaN, Inf - Inf = NaN), so the
  * global norm, summed from the ranks' slices, is finite exactly when every
  * rank's gradient was. On a bad step *bad is the first layer with a
- * non-finite value over all ranks' slices; -1 when all is finite. */
-static dpt_status agree_on_gradient(dpt_trainer *t, int *bad)
+ * non-finite value over all ranks' slices; -1 when all is finite. The same
+ * reduction carries each rank's |local mean gradient|^2 for the noise
+ * scale: *local_sq_sum is their sum over ranks. */
+static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum)
 {
-    double sumsq = sum_of_squares(t->model.grads + t->slice_lo, t->slice_n);
-    dpt_status st = dpt_allreduce_sum_acc(&t->comm, &sumsq, 1);
+    double sums[2] = {sum_of_squares(t->model.grads + t->slice_lo, t->slice_n), local_sq_sum[0]};
+    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 2);
     if (st != DPT_OK) return st;
+    double sumsq = sums[0];
+    *local_sq_sum = sums[1];
     t->grad_norm = sqrt(sumsq);
     *bad = -1;
     if (isfinite(sumsq)) return DPT_OK;
@@ -219,7 +227,7 @@ static void clip(dpt_trainer *t, dpt_real *g, size_t n)
 static int stats_due(const dpt_trainer *t)
 {
     int every = t->cfg->log.layer_stats;
-    return every > 0 && (t->step + 1) % every == 0;
+    return (every > 0 && (t->step + 1) % every == 0) || dpt_diagnose_due(t);
 }
 
 /* Per-layer sums over this rank's slice, reduced: |g|^2, |w|^2, |dw|^2. */
@@ -256,7 +264,12 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     dpt_model *m = &t->model;
     t->last_skipped = 0;
     t->stats_ready = 0;
-    if (!t->overlapped) inject_fault(t); /* overlapped: from the layer_done hook */
+    t->diag_ready = 0;
+    if (!t->overlapped) { /* overlapped: from the layer_done hook */
+        inject_fault(t);
+        dpt_diagnose_local_norm(t, 0, m->n_params);
+    }
+    double local_sq = dpt_diagnose_local_sq(t);
     int bad;
     size_t lo, n;
     dpt_status st = reduce(t, &lo, &n);
@@ -264,9 +277,15 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     /* gradient of the mean loss = (sum over ranks of the local sums) / global count */
     const dpt_real inv_count = (dpt_real)(1.0 / (double)global_count);
     for (size_t i = lo; i < lo + n; i++) m->grads[i] *= inv_count;
-    st = agree_on_gradient(t, &bad);
+    st = agree_on_gradient(t, &bad, &local_sq);
     if (st != DPT_OK) return st;
     if (bad >= 0) return nonfinite(t, bad);
+    dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
+    int diagnose = dpt_diagnose_due(t);
+    if (diagnose) { /* before clipping and the update: the gradient and point the step starts from */
+        st = dpt_diagnose_curvature(t, lo, n, global_count);
+        if (st != DPT_OK) return st;
+    }
     clip(t, m->grads + lo, n);
     int stats = stats_due(t);
     if (stats) memcpy(t->slice_buf, m->params + t->slice_lo, sizeof(dpt_real) * t->slice_n);
@@ -275,5 +294,6 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
         st = dpt_sharder_allgather(&t->sharder, m->params);
         if (st != DPT_OK) return st;
     }
+    t->diag_ready = diagnose;
     return stats ? layer_stats(t, t->slice_buf) : DPT_OK;
 }
