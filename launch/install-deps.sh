@@ -18,6 +18,7 @@ packages=(
   "openmpi-bin:cmd:mpirun" "libopenmpi-dev:cmd:mpicc"
   "libopenblas-dev:pc:openblas" "libscalapack-openmpi-dev:pc:scalapack-openmpi"
   "libcunit1-dev:pc:cunit" "zlib1g-dev:pc:zlib" "libinih-dev:pc:inih" "libcjson-dev:pc:libcjson"
+  "gnuplot-nox:cmd:gnuplot" "jq:cmd:jq"
 )
 data_dir=/usr/share/datasets/fashion-mnist
 

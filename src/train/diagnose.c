@@ -65,6 +65,7 @@ dpt_status dpt_diagnose_setup(dpt_trainer *t)
     dpt_status st = dpt_noise_scale_init(&d->noise, cfg->diag.noise_decay);
     if (st == DPT_OK) st = allocate(t, d);
     if (st == DPT_OK) st = open_file(t, d);
+    if (st == DPT_OK) dpt_diagnose_header(t);
     return st;
 }
 

@@ -148,6 +148,27 @@ void dpt_diagnose_report(dpt_trainer *t, int console)
     emit(d, rec);
 }
 
+void dpt_diagnose_header(dpt_trainer *t)
+{
+    dpt_diagnostics *d = t->diag;
+    if (!d || !d->file) return;
+    const dpt_config *cfg = t->cfg;
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "run");
+    cJSON_AddNumberToObject(rec, "ranks", t->comm.size);
+    cJSON_AddNumberToObject(rec, "parameters", (double)t->model.n_params);
+    cJSON_AddNumberToObject(rec, "local_batch", cfg->train.batch_size);
+    cJSON_AddNumberToObject(rec, "global_batch", (double)t->plan.global_batch);
+    cJSON_AddNumberToObject(rec, "every", cfg->diag.every);
+    cJSON_AddNumberToObject(rec, "lanczos_steps", cfg->diag.lanczos_steps);
+    cJSON_AddBoolToObject(rec, "noise_scale", d->noise_on);
+    cJSON_AddNumberToObject(rec, "noise_decay", cfg->diag.noise_decay);
+    cJSON_AddNumberToObject(rec, "grad_ratio_min", cfg->diag.grad_ratio_min);
+    cJSON_AddNumberToObject(rec, "grad_ratio_max", cfg->diag.grad_ratio_max);
+    if (!d->curvature_ok) cJSON_AddStringToObject(rec, "curvature_unavailable", d->curvature_why);
+    emit(d, rec);
+}
+
 /* ---------------------------------------------------------------- summary */
 
 /* McCandlish et al. (2018) eq. 2.11: steps S = S_min (1 + B_noise / B), so
