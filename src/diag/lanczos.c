@@ -19,7 +19,7 @@ void dpt_lanczos_params_init(dpt_lanczos_params *p)
 {
     p->steps = 20;
     p->seed = 1;
-    p->breakdown = 1e-10;
+    p->breakdown = 100 * DPT_REAL_EPS; /* beta below rounding level: an invariant subspace */
 }
 
 static double dot(const dpt_real *x, const dpt_real *y, size_t n)
