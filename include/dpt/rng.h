@@ -15,10 +15,11 @@
 /* Stream ids: one per purpose, so that adding a new consumer of randomness
  * never shifts the numbers another consumer sees. */
 enum dpt_rng_stream_id {
-    DPT_STREAM_INIT = 1,    /* parameter initialization (same on all ranks) */
-    DPT_STREAM_SHUFFLE = 2, /* epoch permutation (same on all ranks) */
-    DPT_STREAM_DROPOUT = 3, /* per-rank masks */
-    DPT_STREAM_TEST = 99    /* tests */
+    DPT_STREAM_INIT = 1,      /* parameter initialization (same on all ranks) */
+    DPT_STREAM_SHUFFLE = 2,   /* epoch permutation (same on all ranks) */
+    DPT_STREAM_DROPOUT = 3,   /* per-rank masks */
+    DPT_STREAM_BOOTSTRAP = 4, /* bagging resamples, one substream per member (same on all ranks) */
+    DPT_STREAM_TEST = 99      /* tests */
 };
 
 typedef struct dpt_rng {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dpt/ensemble.h"
 #include "dpt/train.h"
 
 /* Per-rank batch-norm statistics: evaluate with their average over ranks,
@@ -31,20 +32,33 @@ static int has_dropout(const dpt_model *m)
     return 0;
 }
 
+/* One output row's normalizer: its maximum and, for softmax, the sum of
+ * exp(z - max) (subtracting the maximum keeps exp from overflowing). */
+static void row_norm(const dpt_real *z, int K, dpt_loss_kind loss, double *top, double *norm)
+{
+    *top = z[0];
+    *norm = 0;
+    for (int k = 1; k < K; k++) *top = fmax(*top, z[k]);
+    for (int k = 0; k < K && loss == DPT_LOSS_SOFTMAX_XENT; k++) *norm += exp(z[k] - *top);
+}
+
+/* Output zk as a class probability: softmax, sigmoid, or as it is (mse). */
+static double class_probability(double zk, double top, double norm, dpt_loss_kind loss)
+{
+    if (loss == DPT_LOSS_SOFTMAX_XENT) return exp(zk - top) / norm;
+    if (loss == DPT_LOSS_SIGMOID_BCE) return 1 / (1 + exp(-zk));
+    return zk;
+}
+
 /* Adds the head's output turned into class probabilities to probs[B][K]. */
 static void add_probabilities(dpt_real *probs, const dpt_real *out, int B, int K, dpt_loss_kind loss)
 {
     for (int i = 0; i < B; i++) {
         const dpt_real *z = out + (size_t)i * K;
         dpt_real *p = probs + (size_t)i * K;
-        double top = z[0], norm = 0;
-        for (int k = 1; k < K; k++) top = fmax(top, z[k]);
-        for (int k = 0; k < K && loss == DPT_LOSS_SOFTMAX_XENT; k++) norm += exp(z[k] - top);
-        for (int k = 0; k < K; k++) {
-            if (loss == DPT_LOSS_SOFTMAX_XENT) p[k] += (dpt_real)(exp(z[k] - top) / norm);
-            else if (loss == DPT_LOSS_SIGMOID_BCE) p[k] += (dpt_real)(1 / (1 + exp(-z[k])));
-            else p[k] += z[k];
-        }
+        double top, norm;
+        row_norm(z, K, loss, &top, &norm);
+        for (int k = 0; k < K; k++) p[k] += (dpt_real)class_probability(z[k], top, norm, loss);
     }
 }
 
@@ -124,4 +138,38 @@ dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *set, dpt_eval
     for (int h = 0; h < t->model.n_heads; h++)
         out->head_mc_accuracy[h] = out->samples > 0 ? mc_hits[h] / (double)out->samples : 0;
     return st;
+}
+
+/* Bagging (dpt/ensemble.h): the members' probabilities are averaged in
+ * double, so a member's tiny probability of the true class is not rounded
+ * to 0 in single precision before -log is taken of the average. */
+dpt_status dpt_trainer_head0_probabilities(dpt_trainer *t, const dpt_dataset *set, size_t lo,
+                                           size_t count, double *probs)
+{
+    if (set->n_features != dpt_shape_size(t->model.input))
+        return DPT_FAIL(DPT_ERR_SHAPE, "evaluation data has %zu features, the model takes %zu",
+                        set->n_features, dpt_shape_size(t->model.input));
+    if (lo > set->n_samples || count > set->n_samples - lo)
+        return DPT_FAIL(DPT_ERR_ARG, "samples [%zu, %zu) are outside the set of %zu", lo, lo + count,
+                        set->n_samples);
+    const dpt_head *head = &t->model.heads[0];
+    int K = head->outputs;
+    dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0}; /* running statistics, no dropout */
+    for (size_t done = 0; done < count;) {
+        size_t chunk = count - done < (size_t)t->eval_batch ? count - done : (size_t)t->eval_batch;
+        for (size_t i = 0; i < chunk; i++) t->eval_index[i] = (uint32_t)(lo + done + i);
+        dpt_dataset_gather(set, t->eval_index, chunk, t->batch_x, t->batch_y);
+        dpt_batch_metrics unused;
+        memset(&unused, 0, sizeof unused);
+        dpt_model_forward(&t->model, t->batch_x, t->batch_y, (int)chunk, &ctx, &unused);
+        const dpt_real *out = dpt_model_head_output(&t->model, 0);
+        for (size_t i = 0; i < chunk; i++) {
+            const dpt_real *z = out + i * (size_t)K;
+            double *p = probs + (done + i) * (size_t)K, top, norm;
+            row_norm(z, K, head->spec.loss, &top, &norm);
+            for (int k = 0; k < K; k++) p[k] = class_probability(z[k], top, norm, head->spec.loss);
+        }
+        done += chunk;
+    }
+    return DPT_OK;
 }
