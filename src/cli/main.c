@@ -9,6 +9,7 @@
  * (rank 0 reads the file and broadcasts it), so every rank reaches the same
  * verdict, rank 0 alone prints it, and all ranks exit together.
  */
+#include <cJSON.h>
 #include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "dpt/config.h"
 #include "dpt/data.h"
 #include "dpt/dist.h"
+#include "dpt/ensemble.h"
 #include "dpt/train.h"
 #include "inspect.h"
 
@@ -48,6 +50,10 @@ static void print_usage(FILE *out)
             "Fashion-MNIST from /usr/share/datasets/fashion-mnist.\n"
             "--set overrides one key, e.g. --set train.epochs=5 --set optim.lr=0.1\n"
             "inspect prints every layer's output shape, parameters, bytes and FLOPs.\n"
+            "[ensemble] members = k > 1 trains k bagged members, each on ranks/k ranks and its\n"
+            "own bootstrap resample, and reports each member's, the mean and the averaged\n"
+            "ensemble's test error (the rank count must be divisible by k),\n"
+            "e.g. mpirun -n 2 dptrain train configs/fashion-bagging.ini\n"
             "\n"
             "Exit status: 0 success, 1 runtime error, 2 usage or configuration error.\n");
 }
@@ -198,13 +204,151 @@ static void set_fault(dpt_trainer *trainer)
     }
 }
 
+/* ---------------------------------------------------------------- bagging */
+
+/* Rank 0 opens the base metrics file for the ensemble record before
+ * training, so that a bad path stops every rank before any work. */
+static dpt_status open_ensemble_metrics(const dpt_comm *comm, const dpt_config *cfg, FILE **out)
+{
+    dpt_status st = DPT_OK;
+    *out = NULL;
+    if (comm->rank == 0 && cfg->log.metrics[0] != '\0') {
+        *out = fopen(cfg->log.metrics, "w");
+        if (!*out)
+            st = DPT_FAIL(DPT_ERR_IO, "cannot write the metrics file %s ([log] metrics): %s",
+                          cfg->log.metrics, strerror(errno));
+    }
+    return dpt_agree_status(comm, st, NULL);
+}
+
+static void print_ensemble_header(const dpt_config *cfg, int ranks)
+{
+    int k = cfg->ensemble.members, per = ranks / k;
+    char first[DPT_PATH_MAX + 16] = "";
+    if (cfg->log.metrics[0] != '\0' &&
+        dpt_ensemble_member_path(cfg->log.metrics, 0, first, sizeof first) == DPT_OK)
+        printf("ensemble: %d members x %d rank%s, %s; member 0's progress follows; "
+               "member metrics in %s, ...\n", k, per, per > 1 ? "s" : "",
+               cfg->ensemble.bootstrap ? "each on its own bootstrap resample" : "each on the whole "
+               "training set", first);
+    else
+        printf("ensemble: %d members x %d rank%s, %s; member 0's progress follows\n", k, per,
+               per > 1 ? "s" : "", cfg->ensemble.bootstrap ? "each on its own bootstrap resample"
+               : "each on the whole training set");
+    fflush(stdout);
+}
+
+static void print_ensemble_table(const dpt_ensemble_report *r)
+{
+    printf("\nensemble of %d members (bagging, Goodfellow et al. 7.11), test set of %ld samples:\n",
+           r->members, r->test_samples);
+    printf("%-10s %10s %10s %9s %8s %9s\n", "member", "test error", "test loss", "distinct",
+           "steps", "train s");
+    for (int m = 0; m < r->members; m++) {
+        const dpt_ensemble_member *e = &r->member[m];
+        printf("%-10d %10.4f %10.4f %9.3f %8ld %9.1f\n", m, e->test_error, e->test_loss,
+               e->distinct_fraction, e->steps, e->train_seconds);
+    }
+    printf("%-10s %10.4f %10.4f\n", "mean", r->mean_member_error, r->mean_member_loss);
+    printf("%-10s %10.4f %10.4f\n", "ensemble", r->ensemble_error, r->ensemble_loss);
+    printf("parameters stored: %d x %zu = %zu; training time %.1f s (members in parallel, "
+           "%d rank%s each), %.1f s in all\n", r->members, r->params_per_member,
+           (size_t)r->members * r->params_per_member, r->train_seconds, r->ranks_per_member,
+           r->ranks_per_member > 1 ? "s" : "", r->wall_seconds);
+    fflush(stdout);
+}
+
+/* One JSON line {"type":"ensemble",...} with everything the table shows. */
+static void write_ensemble_record(FILE *file, const dpt_config *cfg, const dpt_ensemble_report *r)
+{
+    cJSON *rec = cJSON_CreateObject();
+    if (!rec) return;
+    cJSON_AddStringToObject(rec, "type", "ensemble");
+    cJSON_AddNumberToObject(rec, "members", r->members);
+    cJSON_AddNumberToObject(rec, "ranks_per_member", r->ranks_per_member);
+    cJSON_AddBoolToObject(rec, "bootstrap", r->bootstrap);
+    cJSON_AddNumberToObject(rec, "parameters_per_member", (double)r->params_per_member);
+    cJSON_AddNumberToObject(rec, "parameters_stored", (double)r->members * (double)r->params_per_member);
+    cJSON_AddNumberToObject(rec, "train_s", r->train_seconds);
+    cJSON_AddNumberToObject(rec, "total_s", r->wall_seconds);
+    cJSON_AddNumberToObject(rec, "test_samples", (double)r->test_samples);
+    cJSON_AddNumberToObject(rec, "mean_member_error", r->mean_member_error);
+    cJSON_AddNumberToObject(rec, "mean_member_loss", r->mean_member_loss);
+    cJSON_AddNumberToObject(rec, "ensemble_error", r->ensemble_error);
+    cJSON_AddNumberToObject(rec, "ensemble_loss", r->ensemble_loss);
+    cJSON_AddNumberToObject(rec, "ensemble_accuracy", 1 - r->ensemble_error);
+    cJSON *list = cJSON_AddArrayToObject(rec, "member");
+    for (int m = 0; list && m < r->members; m++) {
+        const dpt_ensemble_member *e = &r->member[m];
+        cJSON *one = cJSON_CreateObject();
+        char seed[32], path[DPT_PATH_MAX + 16];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)e->seed); /* 64 bits: not a double */
+        cJSON_AddNumberToObject(one, "member", m);
+        cJSON_AddStringToObject(one, "seed", seed);
+        cJSON_AddNumberToObject(one, "test_error", e->test_error);
+        cJSON_AddNumberToObject(one, "test_loss", e->test_loss);
+        cJSON_AddNumberToObject(one, "distinct_fraction", e->distinct_fraction);
+        cJSON_AddNumberToObject(one, "steps", (double)e->steps);
+        cJSON_AddNumberToObject(one, "train_s", e->train_seconds);
+        if (dpt_ensemble_member_path(cfg->log.metrics, m, path, sizeof path) == DPT_OK)
+            cJSON_AddStringToObject(one, "metrics", path);
+        cJSON_AddItemToArray(list, one);
+    }
+    char *text = cJSON_PrintUnformatted(rec);
+    if (text) {
+        fprintf(file, "%s\n", text);
+        cJSON_free(text);
+    }
+    cJSON_Delete(rec);
+}
+
+/* [ensemble] members > 1: the members train on groups of ranks; rank 0
+ * prints the table and writes the record. The exit status follows the
+ * plain run's rules. */
+static int run_ensemble(const dpt_comm *comm, const dpt_config *cfg, const dpt_dataset *train_set,
+                        const dpt_dataset *test_set)
+{
+    FILE *metrics = NULL;
+    dpt_status st = open_ensemble_metrics(comm, cfg, &metrics);
+    if (st != DPT_OK) {
+        print_agreed_error(comm, st);
+        return EXIT_RUNTIME;
+    }
+    if (comm->rank == 0) print_ensemble_header(cfg, comm->size);
+    dpt_ensemble_report report;
+    st = dpt_ensemble_run(cfg, comm->comm, train_set, test_set, &report);
+    if (st != DPT_OK && !report.agreed) dpt_abort(comm, EXIT_RUNTIME); /* ranks mid-collective */
+    if (st == DPT_OK && comm->rank == 0) {
+        print_ensemble_table(&report);
+        if (metrics) write_ensemble_record(metrics, cfg, &report);
+    }
+    if (metrics) fclose(metrics);
+    dpt_ensemble_report_free(&report);
+    if (st == DPT_OK) return EXIT_SUCCESS;
+    print_agreed_error(comm, st);
+    return st == DPT_ERR_CONFIG || st == DPT_ERR_SHAPE ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
 static int run_train(const dpt_comm *comm, const dpt_config *cfg)
 {
+    int bagging = cfg->ensemble.members > 1;
+    /* before reading any data: a pure function of (k, ranks), so every rank
+     * decides alike and rank 0 alone says it */
+    if (bagging && dpt_ensemble_check_ranks(cfg->ensemble.members, comm->size) != DPT_OK) {
+        if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
+        return EXIT_USAGE;
+    }
     dpt_status st;
     dpt_dataset train_set, test_set;
     memset(&train_set, 0, sizeof train_set);
     memset(&test_set, 0, sizeof test_set);
     st = dpt_agree_status(comm, load_data(cfg, &train_set, &test_set), NULL);
+    if (bagging && st == DPT_OK) {
+        int status = run_ensemble(comm, cfg, &train_set, &test_set);
+        dpt_dataset_free(&train_set);
+        dpt_dataset_free(&test_set);
+        return status;
+    }
     dpt_trainer trainer;
     if (st == DPT_OK) st = dpt_trainer_create(&trainer, cfg, comm->comm, &train_set);
     if (st != DPT_OK) {
