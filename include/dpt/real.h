@@ -17,6 +17,7 @@ typedef double dpt_real;
 #define DPT_REAL_NAME "double"
 #define DPT_MPI_REAL MPI_DOUBLE
 #define dpt_gemm cblas_dgemm
+#define dpt_gemv cblas_dgemv
 #define dpt_axpy cblas_daxpy
 #define dpt_scal cblas_dscal
 /* x . y accumulated in double */
@@ -30,6 +31,7 @@ typedef float dpt_real;
 #define DPT_REAL_NAME "single"
 #define DPT_MPI_REAL MPI_FLOAT
 #define dpt_gemm cblas_sgemm
+#define dpt_gemv cblas_sgemv
 #define dpt_axpy cblas_saxpy
 #define dpt_scal cblas_sscal
 /* x . y accumulated in double (BLAS dsdot) */

@@ -1,5 +1,6 @@
 /* Lanczos with full reorthogonalization for the extreme eigenvalues of a
  * symmetric operator given by products (dpt/diag.h). */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,22 +23,31 @@ void dpt_lanczos_params_init(dpt_lanczos_params *p)
     p->breakdown = 100 * DPT_REAL_EPS; /* beta below rounding level: an invariant subspace */
 }
 
+/* BLAS-1 on vectors of n <= INT_MAX (dpt_lanczos_extremes checks) */
 static double dot(const dpt_real *x, const dpt_real *y, size_t n)
 {
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)x[i] * y[i];
-    return sum;
+    return dpt_dot_acc((int)n, x, y); /* accumulated in double */
 }
 
 /* y -= a x */
 static void sub_scaled(dpt_real *y, double a, const dpt_real *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] = (dpt_real)(y[i] - a * x[i]);
+    dpt_axpy((int)n, (dpt_real)-a, x, 1, y, 1);
 }
 
 static void scale(dpt_real *x, double a, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = (dpt_real)(x[i] * a);
+    dpt_scal((int)n, (dpt_real)a, x, 1);
+}
+
+/* w -= V_j (V_j' w) with V_j the first j rows of V[.][n]: classical
+ * Gram-Schmidt as two matrix-vector products (BLAS-2, one pass over V
+ * each); run twice it is as accurate as modified Gram-Schmidt ("twice is
+ * enough": Giraud, Langou, Rozloznik 2005). */
+static void orthogonalize(dpt_real *w, const dpt_real *V, int j, size_t n, dpt_real *coef)
+{
+    dpt_gemv(CblasRowMajor, CblasNoTrans, j, (int)n, 1, V, (int)n, w, 1, 0, coef, 1);
+    dpt_gemv(CblasRowMajor, CblasTrans, j, (int)n, -1, V, (int)n, coef, 1, 1, w, 1);
 }
 
 static int all_finite(const dpt_real *x, size_t n)
@@ -60,7 +70,7 @@ static void start_vector(dpt_real *v, size_t n, uint64_t seed)
  * Loan eq. 10.1.3). alpha[m], beta[m] (beta[j] couples v_j and v_{j+1};
  * beta[m-1] is the residual coupling). Returns the steps taken in *m. */
 static dpt_status recurrence(dpt_hv_fn hv, void *user, size_t n, const dpt_lanczos_params *p,
-                             dpt_real *V, dpt_real *w, double *alpha, double *beta, int *m)
+                             dpt_real *V, dpt_real *w, dpt_real *coef, double *alpha, double *beta, int *m)
 {
     int k = p->steps;
     double tnorm = 0;
@@ -76,8 +86,7 @@ static dpt_status recurrence(dpt_hv_fn hv, void *user, size_t n, const dpt_lancz
         if (j > 0) sub_scaled(w, beta[j - 1], V + (size_t)(j - 1) * n, n);
         /* full reorthogonalization, twice ("twice is enough": Parlett),
          * keeps the Ritz values free of spurious copies */
-        for (int pass = 0; pass < 2; pass++)
-            for (int i = 0; i <= j; i++) sub_scaled(w, dot(w, V + (size_t)i * n, n), V + (size_t)i * n, n);
+        for (int pass = 0; pass < 2; pass++) orthogonalize(w, V, j + 1, n, coef);
         beta[j] = sqrt(dot(w, w, n));
         *m = j + 1;
         tnorm = fmax(tnorm, fabs(alpha[j]) + beta[j] + (j > 0 ? beta[j - 1] : 0));
@@ -125,8 +134,8 @@ dpt_status dpt_lanczos_extremes(dpt_hv_fn hv, void *user, size_t n, const dpt_la
                                 dpt_lanczos_result *out, dpt_real *min_vector)
 {
     memset(out, 0, sizeof *out);
-    if (!hv || n == 0 || !p || p->steps < 1 || !(p->breakdown >= 0))
-        return DPT_FAIL(DPT_ERR_ARG, "Lanczos: needs a product, n >= 1 and steps >= 1");
+    if (!hv || n == 0 || n > INT_MAX || !p || p->steps < 1 || !(p->breakdown >= 0))
+        return DPT_FAIL(DPT_ERR_ARG, "Lanczos: needs a product, 1 <= n <= INT_MAX (%zu) and steps >= 1", n);
     int k = (size_t)p->steps < n ? p->steps : (int)n, m = 0;
     dpt_lanczos_params run = *p;
     run.steps = k;
@@ -134,13 +143,14 @@ dpt_status dpt_lanczos_extremes(dpt_hv_fn hv, void *user, size_t n, const dpt_la
     dpt_real *w = malloc(sizeof(dpt_real) * n);
     double *alpha = malloc(sizeof(double) * (size_t)k), *beta = malloc(sizeof(double) * (size_t)k);
     double *d = malloc(sizeof(double) * (size_t)k), *z = malloc(sizeof(double) * (size_t)k * k);
+    dpt_real *coef = malloc(sizeof(dpt_real) * (size_t)k);
     dpt_status st = DPT_OK;
-    if (!V || !w || !alpha || !beta || !d || !z) {
+    if (!V || !w || !alpha || !beta || !d || !z || !coef) {
         st = DPT_FAIL(DPT_ERR_NOMEM, "Lanczos: out of memory for %d vectors of %zu", k, n);
         goto cleanup;
     }
     start_vector(V, n, p->seed);
-    st = recurrence(hv, user, n, &run, V, w, alpha, beta, &m);
+    st = recurrence(hv, user, n, &run, V, w, coef, alpha, beta, &m);
     if (st == DPT_OK) st = tridiagonal_eigen(alpha, beta, m, d, z);
     if (st != DPT_OK) goto cleanup;
     out->steps = m;
@@ -151,6 +161,6 @@ dpt_status dpt_lanczos_extremes(dpt_hv_fn hv, void *user, size_t n, const dpt_la
     out->residual_max = fabs(beta[m - 1] * z[(size_t)(m - 1) * m + (m - 1)]);
     if (min_vector) st = ritz_min(hv, user, n, V, z, m, min_vector, w, &out->rayleigh_min);
 cleanup:
-    free(V), free(w), free(alpha), free(beta), free(d), free(z);
+    free(V), free(w), free(alpha), free(beta), free(d), free(z), free(coef);
     return st;
 }

@@ -4,6 +4,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,21 @@ int dpt_diagnose_due(const dpt_trainer *t)
     return t->diag && (t->step + 1) % t->diag->every == 0;
 }
 
+/* x . y accumulated in double, by BLAS (vectorized: this runs every step
+ * for the noise scale), in pieces that fit its int counts */
+static double dot(const dpt_real *x, const dpt_real *y, size_t n)
+{
+    double sum = 0;
+    for (size_t done = 0; done < n;) {
+        int piece = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
+        sum += dpt_dot_acc(piece, x + done, y + done);
+        done += (size_t)piece;
+    }
+    return sum;
+}
+
+static double sum_of_squares(const dpt_real *x, size_t n) { return dot(x, x, n); }
+
 /* ---------------------------------------------------------------- gradient noise scale */
 
 void dpt_diagnose_begin_step(dpt_trainer *t)
@@ -97,10 +113,7 @@ void dpt_diagnose_local_norm(dpt_trainer *t, size_t lo, size_t n)
 {
     dpt_diagnostics *d = t->diag;
     if (!d || !d->noise_on) return;
-    const dpt_real *g = t->model.grads + lo;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
-    d->local_sumsq += sum;
+    d->local_sumsq += sum_of_squares(t->model.grads + lo, n);
 }
 
 double dpt_diagnose_local_sq(dpt_trainer *t)
@@ -145,12 +158,6 @@ static dpt_status minibatch_hv(void *user, const dpt_real *v, dpt_real *out)
     return DPT_OK;
 }
 
-static double dot(const dpt_real *x, const dpt_real *y, size_t n)
-{
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (double)x[i] * y[i];
-    return sum;
-}
 
 /* The layer holding the largest share of the unit vector y. */
 static void locate_direction(const dpt_model *m, const dpt_real *y, int *layer, double *share)
