@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what dptrain needs to build, test and train, if it is missing.
 #
-#   bash launch/install-deps.sh [--no-data]
+#   bash launch/install-deps.sh [--no-data] [--checkers]
+#
+# --checkers adds the tools of CI's checking stages (.ci/run): clang with
+# libFuzzer (clang, libclang-rt-14-dev) and valgrind.
 #
 # As root on Debian/Ubuntu: apt-get installs the missing packages (nothing is
 # done when all are present). Elsewhere (a cluster without root or apt): it
@@ -9,8 +12,14 @@
 # to point CMake at a copy installed elsewhere; exit status 1 if any is missing.
 set -euo pipefail
 
-want_data=1
-[[ "${1:-}" == "--no-data" ]] && want_data=0
+want_data=1 want_checkers=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-data) want_data=0 ;;
+    --checkers) want_checkers=1 ;;
+    *) echo "install-deps: unknown option $arg (use --no-data, --checkers)" >&2; exit 2 ;;
+  esac
+done
 
 # Debian package -> what it provides (pkg-config name or command)
 packages=(
@@ -20,12 +29,18 @@ packages=(
   "libcunit1-dev:pc:cunit" "zlib1g-dev:pc:zlib" "libinih-dev:pc:inih" "libcjson-dev:pc:libcjson"
   "gnuplot-nox:cmd:gnuplot" "jq:cmd:jq"
 )
+# clang's libFuzzer runtime is only recommended by clang, so it is named here
+if (( want_checkers )); then
+  packages+=("clang:cmd:clang" "valgrind:cmd:valgrind"
+    "libclang-rt-14-dev:file:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a")
+fi
 data_dir=/usr/share/datasets/fashion-mnist
 
 have() { # kind name
   case "$1" in
     cmd) command -v "$2" >/dev/null 2>&1 ;;
     pc) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$2" ;;
+    file) compgen -G "$2" >/dev/null ;;
   esac
 }
 
@@ -64,6 +79,7 @@ Fashion-MNIST can live anywhere: set [data] dir (or --set data.dir=<dir>).
 On Debian as root:
   apt-get install libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libopenblas-dev \
     libcunit1-dev zlib1g-dev libinih-dev libcjson-dev pkg-config cmake dataset-fashion-mnist
+  (with --checkers also: clang libclang-rt-14-dev valgrind)
 MSG
 } >&2
 exit 1

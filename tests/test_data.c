@@ -478,6 +478,36 @@ static void test_idx_gzip_cut_short(void)
     expect_idx_error(path, DPT_ERR_FORMAT, NULL);
 }
 
+/* From memory: dpt_idx_parse reads a file's bytes (plain and gzipped) as
+ * dpt_idx_read reads the file, and its errors name the buffer. */
+static void test_idx_parse_memory(void)
+{
+    char path[PATH_SIZE];
+    static uint8_t bytes[MAX_FILE];
+    for (int gz = 0; gz <= 1; gz++) {
+        make_images(path, gz ? "mem-images.gz" : "mem-images", gz);
+        size_t len = read_whole(path, bytes, sizeof bytes);
+        CU_ASSERT_FATAL(len > 16 && len < sizeof bytes);
+        dpt_idx from_file, from_memory;
+        CU_ASSERT_EQUAL_FATAL(dpt_idx_read(&from_file, path), DPT_OK);
+        CU_ASSERT_EQUAL_FATAL(dpt_idx_parse(&from_memory, bytes, len, "buffer"), DPT_OK);
+        CU_ASSERT_EQUAL(from_memory.ndim, from_file.ndim);
+        CU_ASSERT_EQUAL(memcmp(from_memory.dims, from_file.dims, sizeof from_file.dims), 0);
+        CU_ASSERT_EQUAL(from_memory.count, from_file.count);
+        CU_ASSERT_EQUAL(memcmp(from_memory.data, from_file.data, from_file.count), 0);
+        dpt_idx_free(&from_file);
+        dpt_idx_free(&from_memory);
+
+        dpt_idx idx;
+        CU_ASSERT_EQUAL(dpt_idx_parse(&idx, bytes, len - 1, "cut-buffer"), DPT_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(dpt_error_message(), "cut-buffer"));
+        CU_ASSERT_PTR_NULL(idx.data);
+    }
+    dpt_idx idx;
+    CU_ASSERT_EQUAL(dpt_idx_parse(&idx, NULL, 0, NULL), DPT_ERR_FORMAT);
+    CU_ASSERT_PTR_NULL(idx.data);
+}
+
 /* ================================================================ data sets */
 
 static void check_loaded_set(const dpt_dataset *set)
@@ -508,6 +538,35 @@ static void test_dataset_load(void)
 }
 
 /* n_classes is the largest label + 1, wherever it sits. */
+/* dpt_dataset_from_idx: the checks of dpt_dataset_load on arrays in memory;
+ * the set takes the buffers, or frees them on error. */
+static void test_dataset_from_idx(void)
+{
+    uint8_t pixels[N_IMG * N_FEAT], image_buf[MAX_FILE], label_buf[64];
+    fill_images(pixels);
+    size_t image_len = idx_bytes(image_buf, 0x08, 3, image_dims, pixels, sizeof pixels);
+    uint32_t n = N_IMG;
+    size_t label_len = idx_bytes(label_buf, 0x08, 1, &n, labels_7, N_IMG);
+    dpt_idx images, labels;
+    CU_ASSERT_EQUAL_FATAL(dpt_idx_parse(&images, image_buf, image_len, "images"), DPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dpt_idx_parse(&labels, label_buf, label_len, "labels"), DPT_OK);
+    dpt_dataset set;
+    CU_ASSERT_EQUAL_FATAL(dpt_dataset_from_idx(&set, &images, &labels, "images", "labels"), DPT_OK);
+    CU_ASSERT_PTR_NULL(images.data);
+    CU_ASSERT_PTR_NULL(labels.data);
+    check_loaded_set(&set);
+    CU_ASSERT(set.shape[0] == 1 && set.shape[1] == ROWS && set.shape[2] == COLS);
+    dpt_dataset_free(&set);
+
+    n = N_IMG - 1; /* one label short */
+    label_len = idx_bytes(label_buf, 0x08, 1, &n, labels_7, N_IMG - 1);
+    CU_ASSERT_EQUAL_FATAL(dpt_idx_parse(&images, image_buf, image_len, "images"), DPT_OK);
+    CU_ASSERT_EQUAL_FATAL(dpt_idx_parse(&labels, label_buf, label_len, "labels"), DPT_OK);
+    CU_ASSERT_EQUAL(dpt_dataset_from_idx(&set, &images, &labels, "images", "labels"), DPT_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dpt_error_message(), "labels"));
+    CU_ASSERT(images.data == NULL && labels.data == NULL && set.features == NULL);
+}
+
 static void test_dataset_classes(void)
 {
     static const uint8_t features[4] = {1, 2, 3, 4};
@@ -820,9 +879,11 @@ static int register_suites(void)
         {"gzip: trailing garbage, two members", test_idx_gzip_trailing_and_members},
         {"corrupt gzip", test_idx_corrupt_gzip},
         {"gzip cut short", test_idx_gzip_cut_short},
+        {"from memory, plain and gzipped", test_idx_parse_memory},
     };
     static const dpt_test sets[] = {
         {"load", test_dataset_load},
+        {"from IDX arrays in memory", test_dataset_from_idx},
         {"n_classes", test_dataset_classes},
         {"from_arrays copies", test_dataset_from_arrays},
         {"gather", test_dataset_gather},

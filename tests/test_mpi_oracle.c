@@ -121,6 +121,7 @@ static void test_curvature_subsample(void)
         expect += (double)(size_t)((double)count * 0.25 + 0.5);
     }
     CU_ASSERT_DOUBLE_EQUAL(o.n_curv, expect, 0);
+    dpt_oracle_destroy(&o);
     CU_ASSERT(dpt_oracle_create(&o, MPI_COMM_WORLD, &m, &set, 0, 104, 1.0, 0) == DPT_ERR_ARG);
     dpt_oracle_destroy(&o);
     dpt_model_destroy(&m);

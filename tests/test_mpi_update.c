@@ -123,7 +123,8 @@ static dpt_status run_with_nan(const char *policy, const char *path, dpt_trainer
     /* tiny buckets: the NaN must enter its bucket before that bucket leaves */
     const char *sets[] = {policy_set, shard, overlap, "optim.bucket_mb=0.0002", "optim.method=adam"};
     fixture_config(&cfg, base_config, sets, 5);
-    static dpt_dataset set;
+    static dpt_dataset set; /* outlives the trainer; the previous call's is freed here */
+    dpt_dataset_free(&set);
     fixture_dataset(&set, 103);
     CU_ASSERT_FATAL(dpt_trainer_create(t, &cfg, MPI_COMM_WORLD, &set) == DPT_OK);
     t->fault = (dpt_fault){.step = 3, .rank = world_size - 1, .layer = 2};

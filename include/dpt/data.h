@@ -29,6 +29,9 @@ typedef struct dpt_idx {
  * type, dimension count and sizes, truncation, trailing bytes, gzip
  * integrity. Errors name the file. */
 dpt_status dpt_idx_read(dpt_idx *idx, const char *path);
+/* The same from an IDX file's bytes in memory, buf[0..len) (gzipped or
+ * plain; dpt_idx_read runs this same code); errors name it `name`. */
+dpt_status dpt_idx_parse(dpt_idx *idx, const void *buf, size_t len, const char *name);
 void dpt_idx_free(dpt_idx *idx);
 /* Reads and validates only the header (idx->data stays NULL). */
 dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path);
@@ -50,6 +53,11 @@ typedef struct dpt_dataset {
 /* Loads an image file and a label file and checks that they belong
  * together (same sample count, labels 1-D). */
 dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const char *labels_path);
+/* The same checks on two IDX arrays already read (dpt_dataset_load ends
+ * here); the data set takes over their buffers, and on error frees them.
+ * The names are for messages. */
+dpt_status dpt_dataset_from_idx(dpt_dataset *set, dpt_idx *images, dpt_idx *labels,
+                                const char *images_name, const char *labels_name);
 
 /* Builds a data set from memory (copies), e.g. for tests; its shape is
  * (n_features, 1, 1) until the caller sets another of the same size. */

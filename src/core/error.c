@@ -31,10 +31,15 @@ const char *dpt_status_name(dpt_status status)
 dpt_status dpt_fail_at(dpt_status status, const char *file, int line,
                        const char *fmt, ...)
 {
+    /* Formatted into a copy first: callers may pass dpt_error_message() as an
+     * argument to prefix the message they are replacing, and vsnprintf must
+     * not read the buffer it writes (valgrind: overlapping mempcpy). */
+    char message[sizeof error_message];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, args);
+    vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
+    memcpy(error_message, message, sizeof message);
     const char *base = strrchr(file, '/');
     snprintf(error_where, sizeof error_where, "%s:%d", base ? base + 1 : file, line);
     return status;

@@ -23,26 +23,37 @@ dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const cha
         dpt_idx_free(&images);
         return st;
     }
-    if (images.ndim < 2) {
+    return dpt_dataset_from_idx(set, &images, &labels, images_path, labels_path);
+}
+
+dpt_status dpt_dataset_from_idx(dpt_dataset *set, dpt_idx *images, dpt_idx *labels,
+                                const char *images_name, const char *labels_name)
+{
+    memset(set, 0, sizeof *set);
+    dpt_status st = DPT_OK;
+    if (images->ndim < 2) {
         st = DPT_FAIL(DPT_ERR_FORMAT, "%s: images need at least 2 dimensions "
-                      "(samples x features), the file has %d", images_path, images.ndim);
-    } else if (labels.ndim != 1) {
+                      "(samples x features), the file has %d", images_name, images->ndim);
+    } else if (labels->ndim != 1) {
         st = DPT_FAIL(DPT_ERR_FORMAT, "%s: labels must be 1-dimensional, the file has %d dimensions",
-                      labels_path, labels.ndim);
-    } else if (labels.dims[0] != images.dims[0]) {
+                      labels_name, labels->ndim);
+    } else if (labels->dims[0] != images->dims[0]) {
         st = DPT_FAIL(DPT_ERR_FORMAT, "%s holds %u images but %s holds %u labels",
-                      images_path, images.dims[0], labels_path, labels.dims[0]);
+                      images_name, images->dims[0], labels_name, labels->dims[0]);
     }
     if (st != DPT_OK) {
-        dpt_idx_free(&images);
-        dpt_idx_free(&labels);
+        dpt_idx_free(images);
+        dpt_idx_free(labels);
         return st;
     }
-    set->n_samples = images.dims[0];
-    set->n_features = images.count / images.dims[0];
-    dpt_idx_sample_shape(&images, set->shape);
-    set->features = images.data; /* ownership moves to the data set */
-    set->labels = labels.data;
+    set->n_samples = images->dims[0];
+    set->n_features = images->count / images->dims[0];
+    dpt_idx_sample_shape(images, set->shape);
+    set->features = images->data; /* ownership moves to the data set */
+    set->labels = labels->data;
+    images->data = labels->data = NULL;
+    dpt_idx_free(images);
+    dpt_idx_free(labels);
     set_classes(set);
     return DPT_OK;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +26,20 @@ static const char *idx_type_name(int type)
     }
 }
 
-/* A byte source over a plain or gzipped file. gzip is recognized by its
- * magic bytes 1f 8b and decoded with zlib's inflate directly (not gzread),
- * so that damage anywhere is an error: bad deflate data, a bad CRC-32 or
- * length, a stream cut short, and bytes after the last gzip member, which
- * gzread would silently ignore. Concatenated gzip members are read in
- * sequence, as gzip(1) does. */
+/* A byte source over a plain or gzipped file, or a buffer in memory. gzip
+ * is recognized by its magic bytes 1f 8b and decoded with zlib's inflate
+ * directly (not gzread), so that damage anywhere is an error: bad deflate
+ * data, a bad CRC-32 or length, a stream cut short, and bytes after the last
+ * gzip member, which gzread would silently ignore. Concatenated gzip members
+ * are read in sequence, as gzip(1) does. A file is read through `in` in
+ * pieces; a buffer is handed to zlib (or copied from) as it is. */
 typedef struct idx_source {
-    FILE *file;
-    const char *path;
+    FILE *file;                /* NULL: the bytes are mem[0..mem_len) */
+    const unsigned char *mem;
+    size_t mem_len, mem_pos;
+    const char *path;          /* names the file or buffer in messages */
     int gzip;          /* 1: inflate; 0: plain bytes */
+    int zlib_ready;    /* inflateInit2 succeeded: inflateEnd is due */
     int at_end;        /* the gzip data ended cleanly */
     z_stream z;
     unsigned char in[1 << 16];
@@ -42,11 +47,34 @@ typedef struct idx_source {
 
 static dpt_status source_fill(idx_source *src)
 {
+    if (!src->file) { /* the next piece of the buffer (avail_in is a uInt) */
+        size_t n = src->mem_len - src->mem_pos;
+        if (n > UINT_MAX) n = UINT_MAX;
+        src->z.next_in = (Bytef *)(uintptr_t)(src->mem + src->mem_pos); /* zlib reads only */
+        src->z.avail_in = (uInt)n;
+        src->mem_pos += n;
+        return DPT_OK;
+    }
     size_t n = fread(src->in, 1, sizeof src->in, src->file);
     if (n == 0 && ferror(src->file))
         return DPT_FAIL(DPT_ERR_IO, "%s: read error: %s", src->path, strerror(errno));
     src->z.next_in = src->in;
     src->z.avail_in = (uInt)n;
+    return DPT_OK;
+}
+
+/* Fills the first bytes and decides between gzip and plain. */
+static dpt_status source_start(idx_source *src)
+{
+    dpt_status st = source_fill(src);
+    if (st != DPT_OK) return st;
+    src->gzip = src->z.avail_in >= 2 && src->z.next_in[0] == 0x1f && src->z.next_in[1] == 0x8b;
+    /* 16 + MAX_WBITS: expect a gzip wrapper and check its CRC-32 and length */
+    if (src->gzip) {
+        if (inflateInit2(&src->z, 16 + MAX_WBITS) != Z_OK)
+            return DPT_FAIL(DPT_ERR_NOMEM, "%s: cannot start gzip decoding", src->path);
+        src->zlib_ready = 1;
+    }
     return DPT_OK;
 }
 
@@ -57,18 +85,22 @@ static dpt_status source_open(idx_source *src, const char *path)
     errno = 0;
     src->file = fopen(path, "rb");
     if (!src->file) return DPT_FAIL(DPT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    dpt_status st = source_fill(src);
-    if (st != DPT_OK) return st;
-    src->gzip = src->z.avail_in >= 2 && src->in[0] == 0x1f && src->in[1] == 0x8b;
-    /* 16 + MAX_WBITS: expect a gzip wrapper and check its CRC-32 and length */
-    if (src->gzip && inflateInit2(&src->z, 16 + MAX_WBITS) != Z_OK)
-        return DPT_FAIL(DPT_ERR_NOMEM, "%s: cannot start gzip decoding", path);
-    return DPT_OK;
+    return source_start(src);
+}
+
+static dpt_status source_open_memory(idx_source *src, const void *buf, size_t len, const char *name)
+{
+    memset(src, 0, offsetof(idx_source, in));
+    src->path = name;
+    src->mem = buf;
+    src->mem_len = buf ? len : 0;
+    return source_start(src);
 }
 
 static void source_close(idx_source *src)
 {
-    if (src->gzip) inflateEnd(&src->z);
+    if (src->zlib_ready) inflateEnd(&src->z);
+    src->zlib_ready = 0;
     if (src->file) fclose(src->file);
     src->file = NULL;
 }
@@ -213,24 +245,37 @@ static dpt_status read_body(idx_source *src, const char *path, dpt_idx *idx)
     return DPT_OK;
 }
 
-/* The header, and the body too if with_body. */
-static dpt_status read_idx(dpt_idx *idx, const char *path, int with_body)
+/* The header, and the body too if with_body, from the file at path or (path
+ * NULL) from buf[0..len), which `name` names in messages. */
+static dpt_status read_idx(dpt_idx *idx, const char *path, const void *buf, size_t len,
+                           const char *name, int with_body)
 {
     memset(idx, 0, sizeof *idx);
     idx_source *src = malloc(sizeof *src); /* 64 KiB input buffer: not on the stack */
-    if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", path);
-    dpt_status st = source_open(src, path);
-    if (st == DPT_OK) st = read_header(src, path, idx);
-    if (st == DPT_OK && with_body) st = read_body(src, path, idx);
+    if (!src) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory opening %s", name);
+    dpt_status st = path ? source_open(src, path) : source_open_memory(src, buf, len, name);
+    if (st == DPT_OK) st = read_header(src, name, idx);
+    if (st == DPT_OK && with_body) st = read_body(src, name, idx);
     source_close(src);
     free(src);
     if (st != DPT_OK) dpt_idx_free(idx);
     return st;
 }
 
-dpt_status dpt_idx_read(dpt_idx *idx, const char *path) { return read_idx(idx, path, 1); }
+dpt_status dpt_idx_read(dpt_idx *idx, const char *path)
+{
+    return read_idx(idx, path, NULL, 0, path, 1);
+}
 
-dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path) { return read_idx(idx, path, 0); }
+dpt_status dpt_idx_read_header(dpt_idx *idx, const char *path)
+{
+    return read_idx(idx, path, NULL, 0, path, 0);
+}
+
+dpt_status dpt_idx_parse(dpt_idx *idx, const void *buf, size_t len, const char *name)
+{
+    return read_idx(idx, NULL, buf, len, name ? name : "(memory)", 1);
+}
 
 void dpt_idx_sample_shape(const dpt_idx *idx, int shape[3])
 {
