@@ -56,14 +56,14 @@ expect_grep "missing config file named" "does-not-exist\.ini" "$WORK/out"
 
 # bad data: a missing file and a corrupt gzip, named in one message, exit 1
 run_ranks 2 "$WORK/out" train --set data.dir="$WORK" --set train.epochs=1
-expect_status "missing data file" 1 "$WORK/out"
+expect_status "missing data file (bad input)" 2 "$WORK/out"
 expect_grep "missing data file named" "$WORK/train-images-idx3-ubyte\.gz" "$WORK/out"
 expect_count "missing data reported once" '^dptrain: error:' "$WORK/out" 1
 
 head -c 3000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$WORK/cut.gz" 2>/dev/null ||
   printf '\037\213garbage' >"$WORK/cut.gz"
 run_ranks 2 "$WORK/out" train --set data.train_images="$WORK/cut.gz" --set train.epochs=1
-expect_status "truncated gzip data" 1 "$WORK/out"
+expect_status "truncated gzip data (bad input)" 2 "$WORK/out"
 expect_grep "truncated gzip named" "cut\.gz.*(truncated|corrupt)" "$WORK/out"
 
 # a model whose output is narrower than the label range

@@ -84,10 +84,10 @@ expect_status "CNN with pooling" 0 "$WORK/pool"
 expect_grep "curvature unavailable, with the reason" "^  curvature: not available \(layer 3 is maxpool" "$WORK/pool"
 expect_grep "noise scale still reported" "^  gradient noise scale: B_simple" "$WORK/pool"
 
-# ---- an unwritable diagnostics file: one clear error, runtime status
+# ---- an unwritable diagnostics file: one clear error, bad-input status
 run_ranks 2 "$WORK/unwritable" train --set train.max_steps=5 --set diagnostics.every=1 \
   --set diagnostics.file=/nonexistent-dir/diag.jsonl "${quiet[@]}"
-expect_status "unwritable diagnostics file" 1 "$WORK/unwritable"
+expect_status "unwritable diagnostics file (bad input)" 2 "$WORK/unwritable"
 expect_count "one message naming the file" "cannot write the diagnostics file /nonexistent-dir/diag.jsonl" "$WORK/unwritable" 1
 
 # ---- off by default: no file, no summary

@@ -220,7 +220,7 @@ static void test_lr_final_default(void)
 static void test_unknown_section(void)
 {
     EXPECT_FAIL(MINIMAL "[trian]\nepochs = 3\n", "run.ini:7:", "[trian]", "did you mean [train]?",
-                "[data], [model], [head.NAME], [train], [optim], [eval], [diagnostics], [ensemble], [log]");
+                "[data], [model], [head.NAME], [train], [optim], [eval], [diagnostics], [ensemble], [checkpoint], [reliability], [log]");
     /* reported even without any key in it */
     EXPECT_FAIL(MINIMAL "\n[bogus]\n", "run.ini:8:", "section [bogus] is unknown", "[optim]");
     EXPECT_FAIL("[optimizer]\nlr = 0.1\n", "run.ini:1:", "did you mean [optim]?");
@@ -909,7 +909,7 @@ static void test_round_trip(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n[eval]\nmc_samples = 0\n\n[diagnostics]\nevery = 0\n"
                                        "lanczos_steps = 20\nnoise_scale = true\nnoise_decay = "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nspectrum = false\n\n[ensemble]\nmembers = 1\n"
-                                       "bootstrap = true\n\n[log]\n"));
+                                       "bootstrap = true\n\n[checkpoint]\ndir = checkpoints\n"));
     free(out);
     /* labels are written in ascending order within a group, heads without layers as "" */
     CU_ASSERT_EQUAL_FATAL(load(RICH), DPT_OK);

@@ -9,6 +9,8 @@
  *   [diagnostics] curvature, Lanczos eigenvalues, gradient noise scale,
  *           vanishing/exploding gradient warnings (their own JSON-lines file)
  *   [ensemble] bagging: k members, each trained by its own group of ranks
+ *   [checkpoint] where, how often and how many checkpoints to keep
+ *   [reliability] stall watchdog, replica check
  *   [log]   progress display and the JSON-lines metrics file
  *
  * Every key is validated (type, range, allowed values). An unknown section or
@@ -96,6 +98,17 @@ typedef struct dpt_config {
         int members;      /* k >= 1 bagged members; the ranks split into k equal groups */
         int bootstrap;    /* 1: each member trains on its own bootstrap resample */
     } ensemble;
+    struct {              /* [checkpoint] */
+        char dir[DPT_PATH_MAX]; /* "" = no checkpoints (not even on a stop signal) */
+        long every;       /* steps between checkpoints; 0: not by steps */
+        double every_seconds; /* wall seconds between checkpoints; 0: not by time */
+        int keep;         /* newest checkpoints kept */
+        int at_end;       /* 1: one at the end of training */
+    } checkpoint;
+    struct {              /* [reliability] */
+        double watchdog_seconds; /* a collective waiting longer aborts the job; 0: off */
+        long replica_check;  /* steps between parameter hash comparisons; 0: off */
+    } reliability;
     struct {
         int every;        /* steps between log lines / metrics records */
         dpt_progress_mode progress;

@@ -42,12 +42,34 @@ typedef struct dpt_layer_stat {
     double grad_norm, weight_norm, update_ratio;
 } dpt_layer_stat;
 
-/* A deliberate fault for tests: at global step `step` (>= 0) rank `rank`
- * writes NaN into the gradient of layer `layer` before the reduction. */
+/* Deliberate faults for tests: at global step `step` (0-based, -1: none)
+ * rank `rank` writes NaN into the gradient of layer `layer` before the
+ * reduction. The others count steps from 1, 0 meaning none (so that a
+ * zeroed struct injects nothing): at step `stall_step` rank `stall_rank`
+ * sleeps `stall_seconds` before the reduction (the watchdog's test); at
+ * step `corrupt_step` rank `corrupt_rank` changes one parameter after the
+ * update (the replica check's test); at step `signal_step` rank
+ * `signal_rank` raises signal `signal_number` (a stop at a known step). */
 typedef struct dpt_fault {
     long step;
     int rank, layer;
+    long stall_step;
+    int stall_rank;
+    double stall_seconds;
+    long corrupt_step;
+    int corrupt_rank;
+    long signal_step;      /* rank signal_rank raises signal_number before the reduction */
+    int signal_rank, signal_number;
 } dpt_fault;
+
+/* Stop requests: SIGTERM, SIGINT or SIGUSR1 handlers call
+ * dpt_request_stop (async-signal-safe: it sets a flag). At the next step
+ * boundary every rank learns whether any rank was asked to stop (one more
+ * value in the reduction of the gradient norm), and the run ends there,
+ * with a checkpoint, on every rank together. */
+void dpt_request_stop(int signo);
+/* The signal of the last request, 0 if none. */
+int dpt_stop_requested(void);
 
 typedef struct dpt_trainer {
     const dpt_config *cfg;
@@ -94,7 +116,31 @@ typedef struct dpt_trainer {
     const uint32_t *sample_map; /* [n_train] or NULL: the epoch's i-th sample is
                                    sample_map[perm[i]] (a bootstrap resample) */
     int console_off;           /* 1: rank 0 writes its metrics file but prints nothing */
+    int stop_agreed;           /* some rank was asked to stop: the run ends after this step */
+    int checkpoint_due;        /* [checkpoint] every_seconds passed on some rank (agreed) */
+    double checkpoint_clock;   /* MPI_Wtime of the last checkpoint (or of the start) */
+    int agreed_failure;        /* the last failure was agreed: every rank returned it together */
 } dpt_trainer;
+
+/* Positions the trainer at global step `step`, epoch `epoch`, step
+ * `epoch_step` of that epoch (the epoch's permutation is rebuilt). For
+ * resuming. Local. */
+void dpt_trainer_seek(dpt_trainer *trainer, long step, long epoch, size_t epoch_step);
+
+/* Writes a checkpoint of the trainer into [checkpoint] dir (rank 0 writes;
+ * the sharded optimizer state is gathered to it) and keeps the newest
+ * [checkpoint] keep; `reason` (step, time, signal, end) is recorded. path
+ * receives the file's name on every rank. Collective; the outcome is
+ * agreed (trainer->agreed_failure is set on failure). */
+dpt_status dpt_trainer_checkpoint(dpt_trainer *trainer, const char *reason, char *path, size_t path_size);
+
+/* Continues from a checkpoint: `spec` is a path, or "auto" for the newest
+ * checkpoint in [checkpoint] dir that verifies (corrupt ones are reported
+ * on stderr and skipped; none at all: path = "" and nothing changes).
+ * Refuses (DPT_ERR_FORMAT, agreed) a checkpoint of another model,
+ * precision or optimizer; warns when the rank count or config differ.
+ * Call after dpt_trainer_create, before training. Collective. */
+dpt_status dpt_trainer_resume(dpt_trainer *trainer, const char *spec, char *path, size_t path_size);
 
 /* Builds model, optimizer and batch plan for train_set on comm. Collective. */
 dpt_status dpt_trainer_create(dpt_trainer *trainer, const dpt_config *cfg, MPI_Comm comm,
@@ -125,6 +171,7 @@ typedef struct dpt_run_report {
     double comm_ms_per_step;   /* time a step waited for gradient communication */
     size_t optimizer_state_bytes; /* this rank's optimizer moments */
     size_t peak_rss_bytes;     /* this rank's peak resident memory */
+    int stopped;               /* ended early by a stop request (the signal number) */
 } dpt_run_report;
 
 /* Samples in the second-order methods' batch: the training set, or its

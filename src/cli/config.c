@@ -403,6 +403,33 @@ static const key_spec keys[] = {
      .help = "members > 1: each member trains on its own bootstrap resample (else the same data, "
              "its own seed)", .offset = OFF(ensemble.bootstrap)},
 
+    {.section = "checkpoint", .key = "dir", .type = T_STRING, .flags = F_EMPTY_OK, .def = "checkpoints",
+     .aliases = "directory path checkpoint_dir",
+     .help = "directory of the checkpoints (created if missing; empty: no checkpoints at all)",
+     .offset = OFF(checkpoint.dir)},
+    {.section = "checkpoint", .key = "every", .type = T_LONG, .flags = F_NO_MAX, .def = "0", .lmin = 0,
+     .lmax = LONG_MAX, .aliases = "every_steps steps interval",
+     .help = "a checkpoint every this many steps (0: not by steps)", .offset = OFF(checkpoint.every)},
+    {.section = "checkpoint", .key = "every_seconds", .type = T_REAL, .flags = F_NO_MAX, .def = "1800",
+     .rmin = 0.0, .aliases = "seconds every_s interval_seconds time",
+     .help = "a checkpoint every this many seconds of wall time (0: not by time)",
+     .offset = OFF(checkpoint.every_seconds)},
+    {.section = "checkpoint", .key = "keep", .type = T_INT, .def = "3", .lmin = 1, .lmax = 1000000,
+     .aliases = "keep_last max_to_keep retain",
+     .help = "how many of the newest checkpoints to keep", .offset = OFF(checkpoint.keep)},
+    {.section = "checkpoint", .key = "at_end", .type = T_BOOL, .def = "true",
+     .aliases = "final last on_end",
+     .help = "write a checkpoint when training ends", .offset = OFF(checkpoint.at_end)},
+
+    {.section = "reliability", .key = "watchdog_seconds", .type = T_REAL, .flags = F_NO_MAX, .def = "600",
+     .rmin = 0.0, .aliases = "watchdog stall_seconds timeout",
+     .help = "a rank waiting in a collective this long prints the phase and step and aborts the job "
+             "(0: off)", .offset = OFF(reliability.watchdog_seconds)},
+    {.section = "reliability", .key = "replica_check", .type = T_LONG, .flags = F_NO_MAX, .def = "1000",
+     .lmin = 0, .lmax = LONG_MAX, .aliases = "replica_check_every hash_check check_replicas",
+     .help = "every this many steps compare a hash of the parameters across ranks (0: off)",
+     .offset = OFF(reliability.replica_check)},
+
     {.section = "log", .key = "every", .type = T_INT, .def = "100", .lmin = 1, .lmax = 100000000,
      .aliases = "interval log_every frequency",
      .help = "steps between log lines and metrics records", .offset = OFF(log.every)},
@@ -440,6 +467,8 @@ static const section_spec sections[] = {
     {"eval", 0, "evaluation evaluate validation test mc", "Monte Carlo dropout evaluation"},
     {"diagnostics", 0, "diagnostic diag spectrum", "curvature, eigenvalues, noise scale, gradient health"},
     {"ensemble", 0, "bagging ensembles members", "bagging: members trained by groups of ranks"},
+    {"checkpoint", 0, "checkpoints ckpt save saving", "checkpoints: where, how often, how many"},
+    {"reliability", 0, "safety watchdog faults", "stall watchdog and replica check"},
     {"log", 0, "logging logs output", "progress display and the JSON-lines metrics file"},
 };
 #define N_SECTIONS ((int)(sizeof sections / sizeof sections[0]))

@@ -1,17 +1,21 @@
 /* dptrain: the command-line program.
  *
- *   dptrain train [CONFIG] [--set section.key=value ...]
+ *   dptrain train [CONFIG] [--set section.key=value ...] [--resume auto|PATH]
  *   dptrain inspect [CONFIG] [--set section.key=value ...]
  *   dptrain --help | --version
  *
- * Exit status: 0 success, 1 runtime failure (data, MPI, numerics),
- * 2 usage or configuration error. Every rank parses the same config text
+ * Exit status: 0 success; 1 runtime failure (MPI, numerics, a rank lost);
+ * 2 bad input: usage, configuration, data, checkpoint, an unwritable
+ * output or checkpoint file (a full disk included); 3 stopped by SIGTERM,
+ * SIGINT or SIGUSR1 after writing a checkpoint: requeue the job and resume
+ * with --resume auto. Every rank parses the same config text
  * (rank 0 reads the file and broadcasts it), so every rank reaches the same
  * verdict, rank 0 alone prints it, and all ranks exit together.
  */
 #include <cJSON.h>
 #include <errno.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +25,12 @@
 #include "dpt/dist.h"
 #include "dpt/ensemble.h"
 #include "dpt/train.h"
+#include "dpt/watchdog.h"
 #include "inspect.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+#define EXIT_STOPPED 3
 #define MAX_OVERRIDES 256
 #define MAX_CONFIG_BYTES (1 << 20)
 
@@ -33,6 +39,7 @@ typedef struct cli_args {
     const char *config_path;/* NULL: the embedded default */
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
+    const char *resume;     /* --resume auto|PATH, or NULL */
     int help, version;
     char error[512];
 } cli_args;
@@ -40,7 +47,7 @@ typedef struct cli_args {
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "usage: dptrain train [CONFIG] [--set section.key=value ...]\n"
+            "usage: dptrain train [CONFIG] [--set section.key=value ...] [--resume auto|PATH]\n"
             "       dptrain inspect [CONFIG] [--set section.key=value ...]\n"
             "       dptrain --help | --version\n"
             "\n"
@@ -50,12 +57,16 @@ static void print_usage(FILE *out)
             "Fashion-MNIST from /usr/share/datasets/fashion-mnist.\n"
             "--set overrides one key, e.g. --set train.epochs=5 --set optim.lr=0.1\n"
             "inspect prints every layer's output shape, parameters, bytes and FLOPs.\n"
+            "--resume PATH continues from a checkpoint; --resume auto from the newest one in\n"
+            "[checkpoint] dir that verifies (none: from scratch). SIGTERM, SIGINT or SIGUSR1\n"
+            "stop every rank at the next step with a checkpoint (exit status 3).\n"
             "[ensemble] members = k > 1 trains k bagged members, each on ranks/k ranks and its\n"
             "own bootstrap resample, and reports each member's, the mean and the averaged\n"
             "ensemble's test error (the rank count must be divisible by k),\n"
             "e.g. mpirun -n 2 dptrain train configs/fashion-bagging.ini\n"
             "\n"
-            "Exit status: 0 success, 1 runtime error, 2 usage or configuration error.\n");
+            "Exit status: 0 success, 1 runtime error, 2 bad input (usage, configuration, data,\n"
+            "checkpoint, unwritable output), 3 stopped by a signal after a checkpoint.\n");
 }
 
 static int parse_args(cli_args *args, int argc, char **argv)
@@ -71,6 +82,11 @@ static int parse_args(cli_args *args, int argc, char **argv)
             if (args->n_overrides == MAX_OVERRIDES)
                 return snprintf(args->error, sizeof args->error, "more than %d --set options", MAX_OVERRIDES), -1;
             args->overrides[args->n_overrides++] = value;
+        } else if (!strcmp(arg, "--resume") || !strncmp(arg, "--resume=", 9)) {
+            const char *value = arg[8] == '=' ? arg + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!value || !value[0])
+                return snprintf(args->error, sizeof args->error, "--resume needs auto or a checkpoint path"), -1;
+            args->resume = value;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return snprintf(args->error, sizeof args->error, "unknown option '%s'", arg), -1;
         } else if (!args->command) {
@@ -129,13 +145,17 @@ static char *broadcast_config_text(const dpt_comm *comm, const char *path, char 
 
 /* After an agreed failure, the lowest rank that holds the real message (not
  * just "another rank failed") prints it, so a job prints one error line. */
-static void print_agreed_error(const dpt_comm *comm, dpt_status st)
+static dpt_status print_agreed_error(const dpt_comm *comm, dpt_status st)
 {
     int mine = st != DPT_OK && st != DPT_ERR_REMOTE ? comm->rank : comm->size, first = mine;
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm->comm);
     if (comm->rank == first)
         fprintf(stderr, "dptrain: error: %s (rank %d, %s)\n", dpt_error_message(), comm->rank,
                 dpt_error_where());
+    /* and every rank learns the cause, so that all exit with one status */
+    int cause = (int)st;
+    if (first < comm->size) MPI_Bcast(&cause, 1, MPI_INT, first, comm->comm);
+    return (dpt_status)cause;
 }
 
 static dpt_status load_data(const dpt_config *cfg, dpt_dataset *train, dpt_dataset *test)
@@ -190,18 +210,87 @@ static int run_inspect(const dpt_comm *comm, const dpt_config *cfg)
     return status;
 }
 
-/* Fault injection for tests: DPTRAIN_INJECT_NAN=STEP:RANK:LAYER makes rank
- * RANK write NaN into layer LAYER's gradient (1-based) at step STEP. */
+/* Fault injection for tests (steps and layers 1-based):
+ *   DPTRAIN_INJECT_NAN=STEP:RANK:LAYER      NaN in a layer's gradient
+ *   DPTRAIN_INJECT_STALL=STEP:RANK:SECONDS  a rank sleeps before the reduction
+ *   DPTRAIN_INJECT_CORRUPT=STEP:RANK        a rank's parameter changes after the update
+ *   DPTRAIN_INJECT_SIGNAL=STEP:RANK:SIGNO   a rank raises a signal before the reduction */
 static void set_fault(dpt_trainer *trainer)
 {
     const char *spec = getenv("DPTRAIN_INJECT_NAN");
     long step;
     int rank, layer;
+    double seconds;
     if (spec && sscanf(spec, "%ld:%d:%d", &step, &rank, &layer) == 3) {
         trainer->fault.step = step - 1;
         trainer->fault.rank = rank;
         trainer->fault.layer = layer - 1;
     }
+    spec = getenv("DPTRAIN_INJECT_STALL");
+    if (spec && sscanf(spec, "%ld:%d:%lf", &step, &rank, &seconds) == 3) {
+        trainer->fault.stall_step = step;
+        trainer->fault.stall_rank = rank;
+        trainer->fault.stall_seconds = seconds;
+    }
+    spec = getenv("DPTRAIN_INJECT_SIGNAL");
+    int signo;
+    if (spec && sscanf(spec, "%ld:%d:%d", &step, &rank, &signo) == 3) {
+        trainer->fault.signal_step = step;
+        trainer->fault.signal_rank = rank;
+        trainer->fault.signal_number = signo;
+    }
+    spec = getenv("DPTRAIN_INJECT_CORRUPT");
+    if (spec && sscanf(spec, "%ld:%d", &step, &rank) == 2) {
+        trainer->fault.corrupt_step = step;
+        trainer->fault.corrupt_rank = rank;
+    }
+}
+
+/* The exit status of a failure every rank agreed on: bad input (a file,
+ * the config, a checkpoint, an output that cannot be written) is 2. */
+static int exit_status_of(dpt_status st)
+{
+    switch (st) {
+    case DPT_ERR_CONFIG:
+    case DPT_ERR_SHAPE:
+    case DPT_ERR_FORMAT:
+    case DPT_ERR_IO: return EXIT_USAGE;
+    default: return EXIT_RUNTIME;
+    }
+}
+
+static void on_stop_signal(int signo)
+{
+    dpt_request_stop(signo);
+}
+
+/* SIGTERM (Slurm's end of time, scancel), SIGINT (^C) and SIGUSR1
+ * (Slurm's --signal) ask for a stop at the next step; a file-size limit
+ * must fail a write (EFBIG) rather than kill the process. */
+static void install_signal_handlers(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGUSR1, &action, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* --resume: every rank continues from the same checkpoint. */
+static dpt_status resume(const dpt_comm *comm, dpt_trainer *trainer, const char *spec)
+{
+    char path[2 * DPT_PATH_MAX];
+    dpt_status st = dpt_trainer_resume(trainer, spec, path, sizeof path);
+    if (st == DPT_OK && comm->rank == 0) {
+        if (path[0]) printf("resuming from %s at step %ld\n", path, trainer->step);
+        else printf("no checkpoint in %s: starting from scratch\n", trainer->cfg->checkpoint.dir);
+        fflush(stdout);
+    }
+    return st;
 }
 
 /* ---------------------------------------------------------------- bagging */
@@ -311,8 +400,7 @@ static int run_ensemble(const dpt_comm *comm, const dpt_config *cfg, const dpt_d
     FILE *metrics = NULL;
     dpt_status st = open_ensemble_metrics(comm, cfg, &metrics);
     if (st != DPT_OK) {
-        print_agreed_error(comm, st);
-        return EXIT_RUNTIME;
+        return exit_status_of(print_agreed_error(comm, st));
     }
     if (comm->rank == 0) print_ensemble_header(cfg, comm->size);
     dpt_ensemble_report report;
@@ -325,13 +413,18 @@ static int run_ensemble(const dpt_comm *comm, const dpt_config *cfg, const dpt_d
     if (metrics) fclose(metrics);
     dpt_ensemble_report_free(&report);
     if (st == DPT_OK) return EXIT_SUCCESS;
-    print_agreed_error(comm, st);
-    return st == DPT_ERR_CONFIG || st == DPT_ERR_SHAPE ? EXIT_USAGE : EXIT_RUNTIME;
+    return exit_status_of(print_agreed_error(comm, st));
 }
 
-static int run_train(const dpt_comm *comm, const dpt_config *cfg)
+static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *resume_spec)
 {
     int bagging = cfg->ensemble.members > 1;
+    if (bagging && resume_spec) {
+        if (comm->rank == 0)
+            fprintf(stderr, "dptrain: error: --resume is not supported with [ensemble] members > 1 "
+                    "(each member checkpoints into its own directory; resume them one by one)\n");
+        return EXIT_USAGE;
+    }
     /* before reading any data: a pure function of (k, ranks), so every rank
      * decides alike and rank 0 alone says it */
     if (bagging && dpt_ensemble_check_ranks(cfg->ensemble.members, comm->size) != DPT_OK) {
@@ -352,33 +445,36 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg)
     dpt_trainer trainer;
     if (st == DPT_OK) st = dpt_trainer_create(&trainer, cfg, comm->comm, &train_set);
     if (st != DPT_OK) {
-        print_agreed_error(comm, st);
+        st = print_agreed_error(comm, st);
         dpt_dataset_free(&train_set);
         dpt_dataset_free(&test_set);
-        return st == DPT_ERR_CONFIG || st == DPT_ERR_SHAPE ? EXIT_USAGE : EXIT_RUNTIME;
+        return exit_status_of(st);
     }
     dpt_run_report report;
+    memset(&report, 0, sizeof report);
     set_fault(&trainer);
-    st = dpt_optim_is_second_order(cfg->optim.method) ? dpt_trainer_solve(&trainer, &test_set, &report)
-                                                      : dpt_trainer_run(&trainer, &test_set, &report);
-    if (st == DPT_ERR_NUMERIC) {
-        /* a non-finite gradient is an agreed verdict: every rank stops here */
-        if (comm->rank == 0) fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
-        dpt_trainer_destroy(&trainer);
-        dpt_dataset_free(&train_set);
-        dpt_dataset_free(&test_set);
-        return EXIT_RUNTIME;
-    }
-    if (st != DPT_OK) dpt_abort(comm, EXIT_RUNTIME); /* mid-run: other ranks may be in a collective */
+    if (resume_spec) st = resume(comm, &trainer, resume_spec);
+    if (st == DPT_OK)
+        st = dpt_optim_is_second_order(cfg->optim.method) ? dpt_trainer_solve(&trainer, &test_set, &report)
+                                                          : dpt_trainer_run(&trainer, &test_set, &report);
+    /* mid-run failures that not every rank saw: others may be in a collective */
+    if (st != DPT_OK && st != DPT_ERR_NUMERIC && !trainer.agreed_failure) dpt_abort(comm, EXIT_RUNTIME);
+    if (st != DPT_OK) st = print_agreed_error(comm, st); /* agreed: every rank is here */
     dpt_trainer_destroy(&trainer);
     dpt_dataset_free(&train_set);
     dpt_dataset_free(&test_set);
-    return EXIT_SUCCESS;
+    if (st == DPT_ERR_NUMERIC) return EXIT_RUNTIME;
+    if (st != DPT_OK) return exit_status_of(st);
+    return report.stopped ? EXIT_STOPPED : EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    /* FUNNELED: only the main thread calls MPI, but the watchdog's thread
+     * may call MPI_Abort when a collective hangs */
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    install_signal_handlers();
     dpt_comm comm;
     if (dpt_comm_wrap(&comm, MPI_COMM_WORLD) != DPT_OK) dpt_abort(&comm, EXIT_RUNTIME);
     cli_args args;
@@ -400,8 +496,14 @@ int main(int argc, char **argv)
     } else {
         static dpt_config cfg; /* large (layer tables): not on the stack */
         status = load_config(&comm, &args, &cfg);
-        if (status == EXIT_SUCCESS)
-            status = !strcmp(args.command, "inspect") ? run_inspect(&comm, &cfg) : run_train(&comm, &cfg);
+        if (status == EXIT_SUCCESS && !strcmp(args.command, "inspect")) {
+            status = run_inspect(&comm, &cfg);
+        } else if (status == EXIT_SUCCESS) {
+            if (dpt_watchdog_start(cfg.reliability.watchdog_seconds, comm.rank) != DPT_OK && comm.rank == 0)
+                fprintf(stderr, "dptrain: warning: %s; running without it\n", dpt_error_message());
+            status = run_train(&comm, &cfg, args.resume);
+            dpt_watchdog_stop();
+        }
     }
     MPI_Finalize();
     return status;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dpt/dist.h"
+#include "dpt/watchdog.h"
 
 static dpt_status mpi_failed(int code, const char *what)
 {
@@ -123,8 +124,10 @@ dpt_status dpt_reducer_finish(dpt_reducer *r)
         if (st != DPT_OK) return st;
     }
     double begin = MPI_Wtime();
+    dpt_watchdog_enter();
     int rc = r->comm->size > 1 ? MPI_Waitall(r->n_buckets, r->requests, MPI_STATUSES_IGNORE)
                                : MPI_SUCCESS;
+    dpt_watchdog_leave();
     r->wait_seconds += MPI_Wtime() - begin;
     r->steps++;
     return rc == MPI_SUCCESS ? DPT_OK : mpi_failed(rc, "gradient MPI_Waitall");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dpt/dist.h"
+#include "dpt/watchdog.h"
 
 dpt_status dpt_sharder_create(dpt_sharder *s, const dpt_comm *comm, size_t n, size_t piece_elems)
 {
@@ -79,8 +80,10 @@ dpt_status dpt_sharder_reduce_scatter(dpt_sharder *s, dpt_real *buf)
         for (int r = 0; r < ranks; r++)
             memcpy(s->pack + s->piece_displs[r], buf + offsets[r], sizeof(dpt_real) * (size_t)s->piece_counts[r]);
         /* in place: each rank's reduced piece lands at the start of pack */
+        dpt_watchdog_enter();
         int rc = MPI_Reduce_scatter(MPI_IN_PLACE, s->pack, s->piece_counts, DPT_MPI_REAL, MPI_SUM,
                                     s->comm->comm);
+        dpt_watchdog_leave();
         if (rc != MPI_SUCCESS) return mpi_failed(rc, "gradient MPI_Reduce_scatter");
         memcpy(buf + offsets[me], s->pack, sizeof(dpt_real) * (size_t)s->piece_counts[me]);
     }
@@ -95,8 +98,10 @@ dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf)
     for (int p = 0; p < s->pieces; p++) {
         piece_layout(s, p, offsets);
         memcpy(s->pack + s->piece_displs[me], buf + offsets[me], sizeof(dpt_real) * (size_t)s->piece_counts[me]);
+        dpt_watchdog_enter();
         int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->pack, s->piece_counts,
                                 s->piece_displs, DPT_MPI_REAL, s->comm->comm);
+        dpt_watchdog_leave();
         if (rc != MPI_SUCCESS) return mpi_failed(rc, "parameter MPI_Allgatherv");
         for (int r = 0; r < ranks; r++)
             memcpy(buf + offsets[r], s->pack + s->piece_displs[r], sizeof(dpt_real) * (size_t)s->piece_counts[r]);

@@ -139,6 +139,9 @@ static dpt_status prepare_member(ensemble_job *job, const dpt_config *cfg, const
                                              sizeof mc->log.metrics);
     if (st == DPT_OK)
         st = dpt_ensemble_member_path(cfg->diag.file, job->m, mc->diag.file, sizeof mc->diag.file);
+    if (st == DPT_OK) /* "checkpoints" -> "checkpoints.memberM": one directory per member */
+        st = dpt_ensemble_member_path(cfg->checkpoint.dir, job->m, mc->checkpoint.dir,
+                                      sizeof mc->checkpoint.dir);
     if (st == DPT_OK) st = probe_metrics_file(job, mc->log.metrics);
     if (st != DPT_OK || !cfg->ensemble.bootstrap) return st;
     if (train->n_samples > UINT32_MAX)

@@ -384,3 +384,34 @@ void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *r)
     cJSON_AddNumberToObject(rec, "state_bytes_per_rank", (double)r->state_bytes);
     emit(rep, rec);
 }
+
+void dpt_report_checkpoint(dpt_reporter *rep, const dpt_trainer *t, const char *reason, const char *path,
+                           double seconds)
+{
+    if (!rep->active) return;
+    if (rep->console) {
+        end_bar(rep);
+        fprintf(stderr, "checkpoint at step %ld (%s): %s (%.2f s)\n", t->step, reason, path, seconds);
+    }
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "checkpoint");
+    cJSON_AddNumberToObject(rec, "step", (double)t->step);
+    cJSON_AddStringToObject(rec, "reason", reason);
+    cJSON_AddStringToObject(rec, "path", path);
+    cJSON_AddNumberToObject(rec, "seconds", seconds);
+    emit(rep, rec);
+}
+
+void dpt_report_stopped(dpt_reporter *rep, const dpt_trainer *t)
+{
+    if (!rep->active) return;
+    end_bar(rep);
+    if (rep->console)
+        printf("stopped by a signal after step %ld of %ld%s\n", t->step, t->total_steps,
+               t->cfg->checkpoint.dir[0] ? "; resume with --resume auto" : " (no checkpoint: [checkpoint] dir is empty)");
+    fflush(stdout);
+    cJSON *rec = cJSON_CreateObject();
+    cJSON_AddStringToObject(rec, "type", "stopped");
+    cJSON_AddNumberToObject(rec, "step", (double)t->step);
+    emit(rep, rec);
+}

@@ -51,6 +51,11 @@ void dpt_report_iteration(dpt_reporter *rep, const dpt_solve_iter *it);
 void dpt_report_solved(dpt_reporter *rep, const dpt_solve_report *solved);
 /* A step skipped for a non-finite gradient (warning and a record). */
 void dpt_report_skip(dpt_reporter *rep, const dpt_trainer *trainer);
+/* A checkpoint written (stderr line unless quiet, metrics record). */
+void dpt_report_checkpoint(dpt_reporter *rep, const dpt_trainer *trainer, const char *reason,
+                           const char *path, double seconds);
+/* The run ended early on a stop request. */
+void dpt_report_stopped(dpt_reporter *rep, const dpt_trainer *trainer);
 /* Per-layer gradient statistics of the last step. */
 void dpt_report_layer_stats(dpt_reporter *rep, const dpt_trainer *trainer);
 

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "diagnose.h"
+#include "dpt/watchdog.h"
 #include "report.h"
 
 /* Peak resident set of this process (Linux reports ru_maxrss in KiB). */
@@ -20,6 +21,7 @@ typedef struct run_clock {
     double epoch_start;
     double epoch_samples;
     double train_seconds;  /* time inside dpt_trainer_step */
+    long checkpoint_step;  /* the step of the last checkpoint, -1 none */
 } run_clock;
 
 static void fill_progress(dpt_progress *p, const dpt_trainer *t, const run_clock *clock, double now)
@@ -72,12 +74,45 @@ static dpt_status finish_epoch(dpt_trainer *t, const dpt_dataset *test_set, dpt_
     return DPT_OK;
 }
 
+/* Writes a checkpoint and says so (stderr line, metrics record). */
+static dpt_status checkpoint(dpt_trainer *t, dpt_reporter *rep, run_clock *clock, const char *reason)
+{
+    char path[2 * DPT_PATH_MAX];
+    double begin = MPI_Wtime();
+    dpt_status st = dpt_trainer_checkpoint(t, reason, path, sizeof path);
+    if (st != DPT_OK) return st;
+    t->checkpoint_clock = MPI_Wtime();
+    clock->checkpoint_step = t->step;
+    dpt_report_checkpoint(rep, t, reason, path, t->checkpoint_clock - begin);
+    return DPT_OK;
+}
+
+/* After a step: a checkpoint when [checkpoint] every steps or every_seconds
+ * (agreed in the step's reduction) say so, or a stop was agreed. */
+static dpt_status periodic_checkpoint(dpt_trainer *t, dpt_reporter *rep, run_clock *clock)
+{
+    const dpt_config *cfg = t->cfg;
+    int by_steps = cfg->checkpoint.every > 0 && t->step % cfg->checkpoint.every == 0;
+    const char *reason = t->stop_agreed ? "signal" : by_steps ? "step" : t->checkpoint_due ? "time" : NULL;
+    if (!reason || clock->checkpoint_step == t->step) return DPT_OK;
+    if (cfg->checkpoint.dir[0] == '\0') {
+        if (t->stop_agreed && rep->active)
+            fprintf(stderr, "dptrain: warning: stopping without a checkpoint: [checkpoint] dir is empty\n");
+        return DPT_OK;
+    }
+    return checkpoint(t, rep, clock, reason);
+}
+
 static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_reporter *rep,
                             run_clock *clock, dpt_eval *test)
 {
     const long every = t->cfg->log.every;
     dpt_progress p;
     memset(&p, 0, sizeof p);
+    if (t->step >= t->total_steps) { /* resumed at or past the end: nothing to train */
+        dpt_watchdog_phase("the evaluation", t->step);
+        return dpt_trainer_evaluate(t, test_set, test);
+    }
     while (t->step < t->total_steps) {
         double begin = MPI_Wtime();
         dpt_status st = dpt_trainer_step(t);
@@ -90,6 +125,7 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
         int last = t->step == t->total_steps;
         /* collective: every rank reaches these branches at the same steps */
         if (t->step % every == 0 || last) {
+            dpt_watchdog_phase("the progress report", t->step);
             st = report_window(t, rep, clock, &p);
             if (st != DPT_OK) return st;
         } else if (rep->active) {
@@ -102,10 +138,15 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
             dpt_report_tick(rep, &p);
         }
         if (t->epoch_step == 0 || last) {
+            dpt_watchdog_phase("the evaluation", t->step);
             st = finish_epoch(t, test_set, rep, clock, &p, test);
             if (st != DPT_OK) return st;
         }
+        st = periodic_checkpoint(t, rep, clock);
+        if (st != DPT_OK || t->stop_agreed) return st;
     }
+    if (t->cfg->checkpoint.at_end && t->cfg->checkpoint.dir[0] != '\0' && clock->checkpoint_step != t->step)
+        return checkpoint(t, rep, clock, "end");
     return DPT_OK;
 }
 
@@ -119,8 +160,15 @@ dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_
     clock.start = clock.window_start = clock.epoch_start = MPI_Wtime();
     clock.window_samples = clock.epoch_samples = t->samples_seen;
     clock.train_seconds = 0;
+    clock.checkpoint_step = t->step > 0 ? t->step : -1; /* resumed: that checkpoint exists */
+    t->checkpoint_clock = clock.start;
     st = run_steps(t, test_set, &rep, &clock, &report->final_test);
-    if (st == DPT_OK) {
+    if (st == DPT_OK && t->stop_agreed) {
+        /* stopped by a signal: no final evaluation, the batch system wants us gone */
+        report->stopped = dpt_stop_requested() ? dpt_stop_requested() : -1;
+        report->steps = t->step;
+        dpt_report_stopped(&rep, t);
+    } else if (st == DPT_OK) {
         report->steps = t->step;
         report->train_seconds = clock.train_seconds;
         report->total_seconds = MPI_Wtime() - clock.start;

@@ -2,10 +2,13 @@
 #include "dpt/train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dpt/rng.h"
+#include "dpt/watchdog.h"
 #include "diagnose.h"
 #include "update.h"
 
@@ -167,6 +170,15 @@ static void start_epoch(dpt_trainer *t)
     memset(t->epoch_sums, 0, sizeof t->epoch_sums);
 }
 
+void dpt_trainer_seek(dpt_trainer *t, long step, long epoch, size_t epoch_step)
+{
+    t->step = step;
+    t->epoch = epoch;
+    t->epoch_step = epoch_step < t->plan.steps_per_epoch ? epoch_step : 0;
+    if (epoch_step >= t->plan.steps_per_epoch) t->epoch++;
+    if (t->epoch_step > 0) start_epoch(t); /* else the next step starts the epoch */
+}
+
 static void add_metrics(double *sums, const dpt_batch_metrics *m, int n_heads, size_t count)
 {
     sums[0] += m->total;
@@ -175,6 +187,43 @@ static void add_metrics(double *sums, const dpt_batch_metrics *m, int n_heads, s
         sums[DPT_SUM_LOSS(h)] += m->loss[h];
         sums[DPT_SUM_HITS(h)] += (double)m->correct[h];
     }
+}
+
+/* Test faults (dpt_fault): a stalled rank before the reduction, a
+ * corrupted replica after the update. */
+static void inject_stall(const dpt_trainer *t)
+{
+    const dpt_fault *f = &t->fault;
+    if (f->signal_step == t->step + 1 && f->signal_rank == t->comm.rank) raise(f->signal_number);
+    if (f->stall_step != t->step + 1 || f->stall_rank != t->comm.rank) return;
+    struct timespec pause = {(time_t)f->stall_seconds,
+                             (long)((f->stall_seconds - (double)(time_t)f->stall_seconds) * 1e9)};
+    while (nanosleep(&pause, &pause) != 0) continue;
+}
+
+static void inject_corruption(dpt_trainer *t)
+{
+    const dpt_fault *f = &t->fault;
+    if (f->corrupt_step == t->step + 1 && f->corrupt_rank == t->comm.rank && t->model.n_params > 0)
+        t->model.params[0] += (dpt_real)1;
+}
+
+/* Every [reliability] replica_check steps: the parameters' hash, compared
+ * over ranks. A difference (a bit flip, a bug that broke the identical
+ * update) stops every rank with the step named. */
+static dpt_status check_replicas(dpt_trainer *t)
+{
+    long every = t->cfg->reliability.replica_check;
+    if (every <= 0 || t->step % every != 0) return DPT_OK;
+    dpt_watchdog_phase("the replica check", t->step);
+    dpt_status st = dpt_check_replicas(&t->comm, t->model.params, sizeof(dpt_real) * t->model.n_params, NULL);
+    if (st == DPT_ERR_DIVERGED) { /* every rank sees the same MIN and MAX: agreed */
+        t->agreed_failure = 1;
+        char why[512];
+        snprintf(why, sizeof why, "%s", dpt_error_message());
+        return DPT_FAIL(DPT_ERR_DIVERGED, "step %ld: replica check failed: %s", t->step, why);
+    }
+    return st;
 }
 
 dpt_status dpt_trainer_step(dpt_trainer *t)
@@ -196,15 +245,17 @@ dpt_status dpt_trainer_step(dpt_trainer *t)
     dpt_model_forward_backward(model, t->batch_x, t->batch_y, (int)count, &ctx, &metrics);
     add_metrics(t->window, &metrics, model->n_heads, count);
     add_metrics(t->epoch_sums, &metrics, model->n_heads, count);
+    inject_stall(t);
     dpt_status st = dpt_update_apply(t, global_count);
     if (st != DPT_OK) return st;
+    inject_corruption(t);
     t->step++;
     t->samples_seen += (double)global_count;
     if (++t->epoch_step == t->plan.steps_per_epoch) {
         t->epoch_step = 0;
         t->epoch++;
     }
-    return DPT_OK;
+    return check_replicas(t);
 }
 
 dpt_status dpt_trainer_reduce_window(dpt_trainer *t, double window[DPT_SUMS], dpt_eval *out)

@@ -4,6 +4,7 @@
 #include "update.h"
 
 #include "diagnose.h"
+#include "dpt/watchdog.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -175,11 +176,19 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
  * scale: *local_sq_sum is their sum over ranks. */
 static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum)
 {
-    double sums[2] = {sum_of_squares(t->model.grads + t->slice_lo, t->slice_n), local_sq_sum[0]};
-    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 2);
+    /* and whether any rank was asked to stop (dpt_request_stop) */
+    /* and whether [checkpoint] every_seconds has passed on any rank (the
+     * ranks' clocks differ: one verdict for all) */
+    double every = t->cfg->checkpoint.every_seconds;
+    double sums[4] = {sum_of_squares(t->model.grads + t->slice_lo, t->slice_n), local_sq_sum[0],
+                      dpt_stop_requested() ? 1 : 0,
+                      every > 0 && MPI_Wtime() - t->checkpoint_clock >= every ? 1 : 0};
+    dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 4);
     if (st != DPT_OK) return st;
     double sumsq = sums[0];
     *local_sq_sum = sums[1];
+    t->stop_agreed = sums[2] > 0;
+    t->checkpoint_due = sums[3] > 0;
     t->grad_norm = sqrt(sumsq);
     *bad = -1;
     if (isfinite(sumsq)) return DPT_OK;
@@ -272,6 +281,7 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     double local_sq = dpt_diagnose_local_sq(t);
     int bad;
     size_t lo, n;
+    dpt_watchdog_phase("the gradient reduction", t->step + 1);
     dpt_status st = reduce(t, &lo, &n);
     if (st != DPT_OK) return st;
     /* gradient of the mean loss = (sum over ranks of the local sums) / global count */
