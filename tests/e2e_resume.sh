@@ -98,16 +98,18 @@ start_bg() {
   for _ in $(seq 100); do grep -q "gradient reduction" "$1.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1
 }
-rank_pids() { pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" -x dptrain 2>/dev/null || pgrep -x dptrain; }
+# this job's ranks only (other jobs may run on the machine): the children of
+# its mpirun, itself the child of timeout ($pid)
+rank_pids() { local m; m=$(pgrep -P "$pid" -x mpirun) && pgrep -P "$m" -x dptrain; }
 
 start_bg "$WORK/term"
-kill -TERM "$(rank_pids | tail -1)"
+kill -TERM "$(rank_pids | tail -1)" || fail "no rank found to signal"
 wait "$pid"; status=$?
 expect_status "SIGTERM to one rank" 3 "$WORK/term.out"
 expect_grep "every rank stopped at one step with a checkpoint" "^stopped by a signal after step [0-9]+" "$WORK/term.out"
 
 start_bg "$WORK/usr1"
-for ((i = 0; i < 40; i++)); do kill -USR1 "$(pgrep -P "$pid" -x mpirun || echo "$pid")" 2>/dev/null; sleep 0.05; done
+for ((i = 0; i < 40; i++)); do kill -USR1 "$(pgrep -P "$pid" -x mpirun)" 2>/dev/null; sleep 0.05; done
 wait "$pid"; status=$?
 expect_status "SIGUSR1 storm to mpirun" 3 "$WORK/usr1.out"
 in_dir "$WORK/usr1" 2 "$WORK/usr1.check" train "${long[@]}" --set train.max_steps=1 --resume auto
@@ -121,7 +123,8 @@ fi
 long+=(--set checkpoint.every=200)
 start_bg "$WORK/kill"
 for _ in $(seq 100); do ls "$WORK/kill/ck/"ckpt-*.safetensors >/dev/null 2>&1 && break; sleep 0.1; done
-victim=$(rank_pids | tail -1)
+ranks=$(rank_pids)
+victim=$(echo "$ranks" | tail -1)
 t0=$(date +%s.%N)
 kill -KILL "$victim"
 wait "$pid"; status=$?
@@ -134,8 +137,8 @@ fi
 sleep 1
 # (a killed rank may stay a zombie when PID 1 of a container does not reap
 # orphans: it is gone, only its exit status waits; live ones are not)
-live=$(ps -C dptrain -o pid=,stat= | awk '$2 !~ /^Z/ { print $1 }')
-if [[ -n "$live" ]]; then fail "processes left after kill -9: $live"; else ok "no dptrain process left"; fi
+live=$(for r in $ranks; do ps -p "$r" -o pid=,stat= 2>/dev/null; done | awk '$2 !~ /^Z/ { print $1 }')
+if [[ -n "$ranks" && -z "$live" ]]; then ok "no rank of the job left ($(echo $ranks))"; else fail "ranks left after kill -9: '$live' of '$ranks'"; fi
 in_dir "$WORK/kill" 2 "$WORK/kill.resume" train "${long[@]}" --set train.max_steps=1 --resume auto
 if grep -Eq "resuming from ck/ckpt-[0-9]+.safetensors" "$WORK/kill.resume" && ! grep -q "warning: checkpoint" "$WORK/kill.resume"; then
   ok "the newest checkpoint is intact and resumes"
