@@ -485,29 +485,35 @@ static int same_nocase(const char *a, const char *b)
     return lower((unsigned char)*a) == lower((unsigned char)*b);
 }
 
-/* Levenshtein distance, case-insensitive (so 'LR' suggests 'lr'). Names longer
- * than the work rows are simply "far" from everything. */
+/* Edit distance with adjacent transpositions (optimal string alignment:
+ * 'lgo' is one edit from 'log', as 'lr' is from 'rl'), case-insensitive (so
+ * 'LR' suggests 'lr'). Names longer than the work rows are simply "far" from
+ * everything. */
 #define LEV_MAX 64
 static int edit_distance(const char *a, size_t na, const char *b)
 {
     size_t nb = strlen(b);
     if (na >= LEV_MAX || nb >= LEV_MAX) return INT_MAX / 2;
-    int row[LEV_MAX + 1];
-    for (size_t j = 0; j <= nb; j++) row[j] = (int)j;
+    int rows[3][LEV_MAX + 1]; /* rows i-2, i-1 and i */
+    int *before = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= nb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= na; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
+        cur[0] = (int)i;
+        int ai = lower((unsigned char)a[i - 1]);
         for (size_t j = 1; j <= nb; j++) {
-            int up = row[j];
-            int cost = lower((unsigned char)a[i - 1]) != lower((unsigned char)b[j - 1]);
-            int best = diag + cost;
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+            int bj = lower((unsigned char)b[j - 1]);
+            int best = prev[j - 1] + (ai != bj);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && ai == lower((unsigned char)b[j - 2]) &&
+                lower((unsigned char)a[i - 2]) == bj && before[j - 2] + 1 < best)
+                best = before[j - 2] + 1;
+            cur[j] = best;
         }
+        int *spare = before;
+        before = prev, prev = cur, cur = spare;
     }
-    return row[nb];
+    return prev[nb];
 }
 
 /* Distance of `typo` to `name` and to each of its space-separated aliases. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dpt/config.h"
 #include "dpt/data.h"
@@ -105,6 +106,29 @@ static int parse_args(cli_args *args, int argc, char **argv)
     return 0;
 }
 
+/* A file that is no config at all, said as such rather than as the first
+ * key it lacks: empty (or only blanks), or binary (a NUL byte, which would
+ * also end the text early: a data file or a checkpoint given as the config).
+ * Returns 0 when the text may be parsed. */
+static int config_text_problem(const char *text, size_t length, const char *path, char *why,
+                               size_t why_size)
+{
+    const char *nul = memchr(text, '\0', length);
+    if (nul) {
+        snprintf(why, why_size, "config %s is not a text file (a NUL byte at offset %zu): "
+                 "an INI file is expected", path, (size_t)(nul - text));
+        return -1;
+    }
+    size_t i = 0;
+    while (i < length && strchr(" \t\r\n\f\v", text[i])) i++;
+    if (i == length) {
+        snprintf(why, why_size, "config %s is empty: an INI file with at least [model] layers "
+                 "and [optim] lr is expected (dptrain --help lists every key)", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Rank 0 reads the file; every rank receives its text (NULL if unreadable,
  * with the reason in `why` on rank 0). */
 static char *broadcast_config_text(const dpt_comm *comm, const char *path, char *why, size_t why_size)
@@ -121,7 +145,7 @@ static char *broadcast_config_text(const dpt_comm *comm, const char *path, char 
             if (!text) snprintf(why, why_size, "out of memory reading %s", path);
             else if (ferror(file)) snprintf(why, why_size, "cannot read config %s: %s", path, strerror(errno));
             else if (got > MAX_CONFIG_BYTES) snprintf(why, why_size, "config %s is larger than 1 MiB", path);
-            else length = (long)got;
+            else if (config_text_problem(text, got, path, why, why_size) == 0) length = (long)got;
             fclose(file);
         }
     }
@@ -165,13 +189,39 @@ static dpt_status load_data(const dpt_config *cfg, dpt_dataset *train, dpt_datas
     dpt_config_data_path(cfg, cfg->data.train_labels, labels, sizeof labels);
     dpt_status st = dpt_dataset_load(train, images, labels);
     if (st != DPT_OK) return st;
-    dpt_config_data_path(cfg, cfg->data.test_images, images, sizeof images);
+    char test_images[2 * DPT_PATH_MAX];
+    dpt_config_data_path(cfg, cfg->data.test_images, test_images, sizeof test_images);
     dpt_config_data_path(cfg, cfg->data.test_labels, labels, sizeof labels);
-    st = dpt_dataset_load(test, images, labels);
-    if (st == DPT_OK && test->n_features != train->n_features)
-        st = DPT_FAIL(DPT_ERR_SHAPE, "test samples have %zu features, training samples %zu",
-                      test->n_features, train->n_features);
+    st = dpt_dataset_load(test, test_images, labels);
+    if (st == DPT_OK && (test->n_features != train->n_features || test->shape[0] != train->shape[0] ||
+                         test->shape[1] != train->shape[1] || test->shape[2] != train->shape[2]))
+        st = DPT_FAIL(DPT_ERR_SHAPE, "%s: test samples are %dx%dx%d (%zu features) but the training "
+                      "samples of %s are %dx%dx%d (%zu features); both sets must have one shape",
+                      test_images, test->shape[0], test->shape[1], test->shape[2], test->n_features,
+                      images, train->shape[0], train->shape[1], train->shape[2], train->n_features);
     return st;
+}
+
+/* The last failure's message behind "config: the layers do not fit the
+ * data (files, shapes): ", keeping its status and source location: a model
+ * that cannot be built on this data is the config's or the data's fault,
+ * and the message names both. */
+static dpt_status model_misfit(dpt_status st, const char *source, const dpt_config *cfg,
+                               const dpt_dataset *train)
+{
+    char message[1024], where[256], images[2 * DPT_PATH_MAX], labels[2 * DPT_PATH_MAX];
+    snprintf(message, sizeof message, "%s", dpt_error_message());
+    snprintf(where, sizeof where, "%s", dpt_error_where());
+    char *colon = strrchr(where, ':');
+    int line = colon ? atoi(colon + 1) : 0;
+    if (colon) *colon = '\0';
+    dpt_config_data_path(cfg, cfg->data.train_images, images, sizeof images);
+    dpt_config_data_path(cfg, cfg->data.train_labels, labels, sizeof labels);
+    return dpt_fail_at(st, where, line, "%s: %s do not fit the data (%s: %zu samples of %dx%dx%d; "
+                       "%s: labels 0..%d): %s", source,
+                       cfg->model.spec.n_heads ? "the layers of [model] and [head.*]" : "[model] layers",
+                       images, train->n_samples, train->shape[0], train->shape[1], train->shape[2],
+                       labels, train->n_classes - 1, message);
 }
 
 /* The configuration every rank agrees on; EXIT_SUCCESS or EXIT_USAGE
@@ -416,7 +466,32 @@ static int run_ensemble(const dpt_comm *comm, const dpt_config *cfg, const dpt_d
     return exit_status_of(print_agreed_error(comm, st));
 }
 
-static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *resume_spec)
+/* The files a run opens at its start (rank 0): the metrics file and the
+ * diagnostics file. Those this run creates are removed again when it fails
+ * before its first step, so that bad input (a checkpoint that does not
+ * verify, an unwritable checkpoint directory, ...) leaves nothing behind. */
+typedef struct new_outputs {
+    const char *path[2];
+    int n;
+} new_outputs;
+
+static void note_new_outputs(const dpt_comm *comm, const dpt_config *cfg, new_outputs *out)
+{
+    out->n = 0;
+    if (comm->rank != 0) return;
+    const char *paths[2] = {cfg->log.metrics, cfg->diag.every > 0 ? cfg->diag.file : ""};
+    for (int i = 0; i < 2; i++)
+        if (paths[i][0] != '\0' && access(paths[i], F_OK) != 0 && errno == ENOENT)
+            out->path[out->n++] = paths[i];
+}
+
+static void remove_new_outputs(const new_outputs *out)
+{
+    for (int i = 0; i < out->n; i++) remove(out->path[i]); /* (not made at all: ENOENT, fine) */
+}
+
+static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *source,
+                     const char *resume_spec)
 {
     int bagging = cfg->ensemble.members > 1;
     if (bagging && resume_spec) {
@@ -443,9 +518,15 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *re
         return status;
     }
     dpt_trainer trainer;
-    if (st == DPT_OK) st = dpt_trainer_create(&trainer, cfg, comm->comm, &train_set);
+    new_outputs fresh;
+    note_new_outputs(comm, cfg, &fresh);
+    if (st == DPT_OK) {
+        st = dpt_trainer_create(&trainer, cfg, comm->comm, &train_set);
+        if (st == DPT_ERR_SHAPE) st = model_misfit(st, source, cfg, &train_set);
+    }
     if (st != DPT_OK) {
         st = print_agreed_error(comm, st);
+        remove_new_outputs(&fresh);
         dpt_dataset_free(&train_set);
         dpt_dataset_free(&test_set);
         return exit_status_of(st);
@@ -454,13 +535,21 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *re
     memset(&report, 0, sizeof report);
     set_fault(&trainer);
     if (resume_spec) st = resume(comm, &trainer, resume_spec);
-    if (st == DPT_OK)
-        st = dpt_optim_is_second_order(cfg->optim.method) ? dpt_trainer_solve(&trainer, &test_set, &report)
-                                                          : dpt_trainer_run(&trainer, &test_set, &report);
+    int second_order = dpt_optim_is_second_order(cfg->optim.method);
+    long first_step = trainer.step;
+    int untrained = st != DPT_OK;
+    if (st == DPT_OK) {
+        st = second_order ? dpt_trainer_solve(&trainer, &test_set, &report)
+                          : dpt_trainer_run(&trainer, &test_set, &report);
+        /* the run's checks before its first step (checkpoint directory,
+         * metrics file) failed */
+        untrained = st != DPT_OK && !second_order && trainer.step == first_step;
+    }
     /* mid-run failures that not every rank saw: others may be in a collective */
     if (st != DPT_OK && st != DPT_ERR_NUMERIC && !trainer.agreed_failure) dpt_abort(comm, EXIT_RUNTIME);
     if (st != DPT_OK) st = print_agreed_error(comm, st); /* agreed: every rank is here */
     dpt_trainer_destroy(&trainer);
+    if (untrained) remove_new_outputs(&fresh);
     dpt_dataset_free(&train_set);
     dpt_dataset_free(&test_set);
     if (st == DPT_ERR_NUMERIC) return EXIT_RUNTIME;
@@ -501,7 +590,8 @@ int main(int argc, char **argv)
         } else if (status == EXIT_SUCCESS) {
             if (dpt_watchdog_start(cfg.reliability.watchdog_seconds, comm.rank) != DPT_OK && comm.rank == 0)
                 fprintf(stderr, "dptrain: warning: %s; running without it\n", dpt_error_message());
-            status = run_train(&comm, &cfg, args.resume);
+            status = run_train(&comm, &cfg, args.config_path ? args.config_path : "<built-in default config>",
+                               args.resume);
             dpt_watchdog_stop();
         }
     }

@@ -71,11 +71,12 @@ static void describe_model(char *out, size_t size, const dpt_model *m)
                          dpt_loss_name(m->heads[h].spec.loss));
 }
 
-dpt_status dpt_report_begin(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset *test_set)
+dpt_status dpt_report_begin(dpt_reporter *rep, dpt_trainer *t, const dpt_dataset *test_set)
 {
     dpt_status st = dpt_agree_status(&t->comm, dpt_reporter_open(rep, t), NULL);
     if (st != DPT_OK) {
         dpt_reporter_close(rep);
+        t->agreed_failure = 1; /* every rank returns it: no abort needed */
         return st;
     }
     dpt_report_start(rep, t, test_set);

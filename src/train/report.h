@@ -38,8 +38,8 @@ void dpt_reporter_close(dpt_reporter *rep);
 void dpt_report_start(dpt_reporter *rep, const dpt_trainer *trainer, const dpt_dataset *test_set);
 /* Opens the reporter with the outcome agreed over ranks (rank 0 may fail to
  * open the metrics file) and prints the header. Collective. On failure the
- * reporter is closed again. */
-dpt_status dpt_report_begin(dpt_reporter *rep, const dpt_trainer *trainer, const dpt_dataset *test_set);
+ * reporter is closed again and trainer->agreed_failure is set. */
+dpt_status dpt_report_begin(dpt_reporter *rep, dpt_trainer *trainer, const dpt_dataset *test_set);
 void dpt_report_progress(dpt_reporter *rep, const dpt_progress *p);
 /* Redraws the bar without new numbers (throttled), e.g. every step. */
 void dpt_report_tick(dpt_reporter *rep, const dpt_progress *p);

@@ -1,7 +1,12 @@
 /* The training loop: steps, periodic progress, per-epoch evaluation. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "diagnose.h"
 #include "dpt/watchdog.h"
@@ -150,12 +155,64 @@ static dpt_status run_steps(dpt_trainer *t, const dpt_dataset *test_set, dpt_rep
     return DPT_OK;
 }
 
+/* Can checkpoints be written into `dir`? dpt_ckpt_save creates the
+ * directory (one level) at the first checkpoint; finding out there that it
+ * cannot would cost the work done until then. So before the first step:
+ * the directory (made here if missing, as the save would, and removed again)
+ * must take a new file. Leaves nothing behind. */
+static dpt_status check_checkpoint_dir(const char *dir)
+{
+    struct stat info;
+    int made = 0;
+    if (stat(dir, &info) == 0) {
+        if (!S_ISDIR(info.st_mode))
+            return DPT_FAIL(DPT_ERR_IO, "cannot write checkpoints into %s ([checkpoint] dir): it is not "
+                            "a directory", dir);
+    } else if (errno == ENOENT && mkdir(dir, 0777) == 0) {
+        made = 1;
+    } else {
+        int err = errno;
+        /* ENOENT: a missing parent, or a file system that takes no new
+         * directory (/proc) */
+        char parent[2 * DPT_PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash) *(slash == parent ? slash + 1 : slash) = '\0';
+        int no_parent = err == ENOENT && stat(slash ? parent : ".", &info) != 0;
+        return DPT_FAIL(DPT_ERR_IO, "cannot write checkpoints into %s ([checkpoint] dir): cannot create "
+                        "the directory: %s%s%s%s", dir, strerror(err),
+                        no_parent ? " (dptrain creates the last level only; " : "",
+                        no_parent ? parent : "", no_parent ? " does not exist)" : "");
+    }
+    char probe[2 * DPT_PATH_MAX];
+    snprintf(probe, sizeof probe, "%s/.dptrain-write-test.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int err = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(probe);
+    }
+    if (made) rmdir(dir);
+    if (fd < 0)
+        return DPT_FAIL(DPT_ERR_IO, "cannot write checkpoints into %s ([checkpoint] dir): %s", dir,
+                        strerror(err));
+    return DPT_OK;
+}
+
 dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_report *report)
 {
     memset(report, 0, sizeof *report);
+    dpt_status st = DPT_OK;
+    if (t->comm.rank == 0 && t->cfg->checkpoint.dir[0] != '\0')
+        st = check_checkpoint_dir(t->cfg->checkpoint.dir);
+    st = dpt_agree_status(&t->comm, st, NULL); /* before the metrics file is made */
+    if (st != DPT_OK) {
+        t->agreed_failure = 1;
+        return st;
+    }
     dpt_reporter rep;
-    dpt_status st = dpt_report_begin(&rep, t, test_set);
-    if (st != DPT_OK) return st;
+    st = dpt_report_begin(&rep, t, test_set);
+    if (st != DPT_OK) return st; /* agreed (t->agreed_failure) */
     run_clock clock;
     clock.start = clock.window_start = clock.epoch_start = MPI_Wtime();
     clock.window_samples = clock.epoch_samples = t->samples_seen;
