@@ -11,6 +11,8 @@
 #     corrupt it;
 #   - kill -9 of one rank ends the job within 10 s, leaves no process, and
 #     the newest checkpoint verifies and resumes;
+#   - a second-order solve (L-BFGS) stops on SIGTERM between iterations with
+#     a checkpoint of its iterate and resumes from it;
 #   - the stall watchdog and the replica check abort with the phase and step.
 source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 
@@ -144,6 +146,29 @@ if grep -Eq "resuming from ck/ckpt-[0-9]+.safetensors" "$WORK/kill.resume" && ! 
   ok "the newest checkpoint is intact and resumes"
 else
   fail "resume after kill -9" "$WORK/kill.resume"
+fi
+
+# ---- a second-order solve: SIGTERM between iterations, checkpoint, resume from the iterate
+mkdir -p "$WORK/solve"
+(cd "$WORK/solve" && exec timeout -k 10 120 bash "$TOP/launch/local.sh" -n 2 train \
+   "$TOP/configs/fashion-softmax-lbfgs.ini" --set checkpoint.dir=ck --set log.metrics= \
+   --set log.progress=lines) >"$WORK/solve.out" 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q "^iter 5:" "$WORK/solve.out" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$(rank_pids | head -1)" || fail "no solver rank found to signal"
+wait "$pid"; status=$?
+expect_status "lbfgs stopped by SIGTERM on rank 0" 3 "$WORK/solve.out"
+stopped_at=$(sed -n 's/^stopped by a signal after solver iteration \([0-9]*\) .*/\1/p' "$WORK/solve.out")
+last_f=$(sed -n 's/^iter [0-9]*: f \([0-9.e+-]*\) .*/\1/p' "$WORK/solve.out" | tail -1)
+in_dir "$WORK/solve" 2 "$WORK/solve.resume" train "$TOP/configs/fashion-softmax-lbfgs.ini" \
+  --set checkpoint.dir=ck --set log.metrics= --set log.progress=lines --set optim.max_iter=2 --resume auto
+expect_status "lbfgs resumed" 0 "$WORK/solve.resume"
+first_f=$(sed -n 's/^iter 1: f \([0-9.e+-]*\) .*/\1/p' "$WORK/solve.resume")
+if [[ -n "$stopped_at" ]] && grep -q "resuming from ck/ckpt-0*$stopped_at.safetensors at step $stopped_at" "$WORK/solve.resume" &&
+   awk -v a="$first_f" -v b="$last_f" 'BEGIN { exit !(a != "" && a <= b) }'; then
+  ok "the solve resumes from its iterate (step $stopped_at, f $last_f -> $first_f)"
+else
+  fail "solve resume: stopped at '$stopped_at', f '$last_f' then '$first_f'" "$WORK/solve.resume"
 fi
 
 # ---- the stall watchdog and the replica check

@@ -52,7 +52,8 @@ typedef enum dpt_solve_stop {
     DPT_SOLVE_STOP_FTOL,       /* (f_prev - f) <= ftol max(1, |f_prev|) */
     DPT_SOLVE_STOP_MAX_ITER,
     DPT_SOLVE_STOP_MAX_EVALS,  /* oracle calls (evals + products) >= max_evals */
-    DPT_SOLVE_STOP_LINESEARCH  /* no step along the (steepest-descent) direction decreased f */
+    DPT_SOLVE_STOP_LINESEARCH, /* no step along the (steepest-descent) direction decreased f */
+    DPT_SOLVE_STOP_REQUESTED   /* stop_requested() was non-zero on some rank (a signal) */
 } dpt_solve_stop;
 
 /* Fixed name of a stopping reason, e.g. "gradient tolerance". */
@@ -92,6 +93,10 @@ typedef struct dpt_solve_params {
                                  (0, 1] (default 1): O(samples n^2) assembly */
     int newton_refresh;       /* assemble C every this many iterations, >= 1 (default 1; > 1
                                  only with DPT_NEWTON_PCG, where C is a preconditioner) */
+    /* NULL, or asked between iterations on every rank (e.g. "a stop signal
+     * arrived"); non-zero on any rank (agreed by one reduction) ends the run
+     * with DPT_SOLVE_STOP_REQUESTED at the last accepted iterate */
+    int (*stop_requested)(void);
 } dpt_solve_params;
 
 void dpt_solve_params_init(dpt_solve_params *p);

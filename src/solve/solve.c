@@ -18,6 +18,7 @@ static const char *const stop_names[] = {
     [DPT_SOLVE_STOP_MAX_ITER] = "iteration limit",
     [DPT_SOLVE_STOP_MAX_EVALS] = "oracle call limit",
     [DPT_SOLVE_STOP_LINESEARCH] = "line search found no decrease",
+    [DPT_SOLVE_STOP_REQUESTED] = "stop requested (signal)",
 };
 
 const char *dpt_solve_stop_name(dpt_solve_stop stop)
@@ -239,6 +240,18 @@ static dpt_solve_stop check_stop(const dpt_solve_ctx *c, double f_prev, long cal
     return DPT_SOLVE_STOP_NONE;
 }
 
+/* A stop asked for on any rank (the callback reads a signal flag), agreed
+ * by one MAX reduction so that every rank leaves the loop together. */
+static dpt_status stop_agreed(const dpt_solve_ctx *c, int *stop)
+{
+    *stop = 0;
+    if (!c->p.stop_requested) return DPT_OK;
+    int mine = c->p.stop_requested() != 0;
+    if (MPI_Allreduce(&mine, stop, 1, MPI_INT, MPI_MAX, c->o->comm.comm) != MPI_SUCCESS)
+        return DPT_FAIL(DPT_ERR_MPI, "solve: the stop agreement's MPI_Allreduce failed");
+    return DPT_OK;
+}
+
 static dpt_status method_step(dpt_solve_ctx *c, dpt_solve_stop *stop)
 {
     switch (c->p.method) {
@@ -263,6 +276,13 @@ static dpt_status run(dpt_solve_ctx *c, dpt_solve_stop *stop, dpt_solve_iter_fn 
         return DPT_FAIL(DPT_ERR_NUMERIC, "solve: non-finite f (%g) or gradient at the start", c->f);
     double f_prev = c->f;
     while ((*stop = check_stop(c, f_prev, calls_since(c->o, e0, p0))) == DPT_SOLVE_STOP_NONE) {
+        int requested;
+        st = stop_agreed(c, &requested);
+        if (st != DPT_OK) return st;
+        if (requested) {
+            *stop = DPT_SOLVE_STOP_REQUESTED;
+            return DPT_OK;
+        }
         f_prev = c->f;
         c->cg_iters = 0;
         st = method_step(c, stop);

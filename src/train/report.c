@@ -408,7 +408,9 @@ void dpt_report_stopped(dpt_reporter *rep, const dpt_trainer *t)
     if (!rep->active) return;
     end_bar(rep);
     if (rep->console)
-        printf("stopped by a signal after step %ld of %ld%s\n", t->step, t->total_steps,
+        printf("stopped by a signal after %s %ld of %ld%s\n",
+               dpt_optim_is_second_order(t->cfg->optim.method) ? "solver iteration" : "step", t->step,
+               dpt_optim_is_second_order(t->cfg->optim.method) ? (long)t->cfg->solve.max_iter : t->total_steps,
                t->cfg->checkpoint.dir[0] ? "; resume with --resume auto" : " (no checkpoint: [checkpoint] dir is empty)");
     fflush(stdout);
     cJSON *rec = cJSON_CreateObject();

@@ -46,6 +46,7 @@ static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out
     if (st == DPT_OK) {
         dpt_solve_params params = cfg->solve;
         params.method = solver_of(cfg->optim.method);
+        params.stop_requested = dpt_stop_requested; /* SIGTERM etc.: agreed between iterations */
         st = dpt_solve(&oracle, theta, &params, out, on_iteration, rep);
         *samples = (double)oracle.evals * oracle.n_total + (double)oracle.products * oracle.n_curv;
         dpt_oracle_destroy(&oracle);
@@ -54,6 +55,31 @@ static dpt_status solve(dpt_trainer *t, dpt_reporter *rep, dpt_solve_report *out
     memcpy(t->model.params, theta, sizeof(dpt_real) * n);
     free(theta);
     return st;
+}
+
+/* The iterate as a checkpoint: at the end ([checkpoint] at_end) and when a
+ * stop signal ended the solve. The step counts solver iterations over
+ * resumed runs; a resumed solve starts from the iterate and rebuilds its
+ * curvature (history, matrix) from there. Collective. */
+static dpt_status checkpoint_solution(dpt_trainer *t, dpt_reporter *rep, const dpt_solve_report *solved,
+                                      dpt_run_report *report)
+{
+    const dpt_config *cfg = t->cfg;
+    int stopped = solved->reason == DPT_SOLVE_STOP_REQUESTED;
+    t->step += solved->iterations;
+    if (stopped) report->stopped = dpt_stop_requested() ? dpt_stop_requested() : -1;
+    if (cfg->checkpoint.dir[0] != '\0' && (stopped || cfg->checkpoint.at_end)) {
+        char path[2 * DPT_PATH_MAX];
+        double begin = MPI_Wtime();
+        dpt_status st = dpt_trainer_checkpoint(t, stopped ? "signal" : "end", path, sizeof path);
+        if (st != DPT_OK) return st;
+        dpt_report_checkpoint(rep, t, stopped ? "signal" : "end", path, MPI_Wtime() - begin);
+    }
+    if (stopped) {
+        dpt_report_solved(rep, solved);
+        dpt_report_stopped(rep, t);
+    }
+    return DPT_OK;
 }
 
 dpt_status dpt_trainer_solve(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_report *report)
@@ -68,6 +94,11 @@ dpt_status dpt_trainer_solve(dpt_trainer *t, const dpt_dataset *test_set, dpt_ru
     double samples = 0;
     st = solve(t, &rep, &solved, &samples);
     double train_seconds = MPI_Wtime() - start;
+    if (st == DPT_OK) st = checkpoint_solution(t, &rep, &solved, report);
+    if (st != DPT_OK || report->stopped) {
+        dpt_reporter_close(&rep);
+        return st;
+    }
     if (st == DPT_OK) st = dpt_trainer_evaluate(t, test_set, &report->final_test);
     if (st == DPT_OK) {
         report->steps = solved.iterations;
