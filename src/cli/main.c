@@ -309,25 +309,43 @@ static int exit_status_of(dpt_status st)
     }
 }
 
+/* The first SIGTERM, SIGINT or SIGUSR1 asks for a stop at the next step.
+ * A second SIGTERM or SIGINT while that stop is pending ends the process
+ * the default way (^C twice; mpirun's own abort of a failed job; the
+ * checkpoint, written atomically, cannot be corrupted by it). */
 static void on_stop_signal(int signo)
 {
+    if ((signo == SIGTERM || signo == SIGINT) && dpt_stop_requested()) {
+        signal(signo, SIG_DFL);
+        raise(signo); /* delivered when this handler returns */
+        return;
+    }
     dpt_request_stop(signo);
 }
 
-/* SIGTERM (Slurm's end of time, scancel), SIGINT (^C) and SIGUSR1
- * (Slurm's --signal) ask for a stop at the next step; a file-size limit
- * must fail a write (EFBIG) rather than kill the process. */
-static void install_signal_handlers(void)
+/* Only while training (and resuming) do the stop signals mean "checkpoint
+ * and stop": before and after, SIGTERM and SIGINT keep their default
+ * action, so that mpirun can end a job whose set-up failed at once. */
+static void catch_stop_signals(int catch)
 {
     struct sigaction action;
     memset(&action, 0, sizeof action);
-    action.sa_handler = on_stop_signal;
+    action.sa_handler = catch ? on_stop_signal : SIG_DFL;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
+    /* a late SIGUSR1 (a batch system repeating it) must not kill the exit */
+    action.sa_handler = catch ? on_stop_signal : SIG_IGN;
     sigaction(SIGUSR1, &action, NULL);
+}
+
+/* A file-size limit must fail a write (EFBIG) rather than kill the
+ * process; SIGUSR1 (Slurm's --signal) must not kill it before training. */
+static void install_signal_handlers(void)
+{
     signal(SIGXFSZ, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
 }
 
 /* --resume: every rank continues from the same checkpoint. */
@@ -534,6 +552,7 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *so
     dpt_run_report report;
     memset(&report, 0, sizeof report);
     set_fault(&trainer);
+    catch_stop_signals(1);
     if (resume_spec) st = resume(comm, &trainer, resume_spec);
     int second_order = dpt_optim_is_second_order(cfg->optim.method);
     long first_step = trainer.step;
@@ -545,7 +564,8 @@ static int run_train(const dpt_comm *comm, const dpt_config *cfg, const char *so
          * metrics file) failed */
         untrained = st != DPT_OK && !second_order && trainer.step == first_step;
     }
-    /* mid-run failures that not every rank saw: others may be in a collective */
+    catch_stop_signals(0);
+/* mid-run failures that not every rank saw: others may be in a collective */
     if (st != DPT_OK && st != DPT_ERR_NUMERIC && !trainer.agreed_failure) dpt_abort(comm, EXIT_RUNTIME);
     if (st != DPT_OK) st = print_agreed_error(comm, st); /* agreed: every rank is here */
     dpt_trainer_destroy(&trainer);
