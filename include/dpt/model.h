@@ -221,6 +221,9 @@ typedef struct dpt_curvature_ws {
 } dpt_curvature_ws;
 
 dpt_status dpt_curvature_ws_create(dpt_curvature_ws *ws, const dpt_model *model);
+/* DPT_OK when every layer has an R-operator, else DPT_ERR_ARG naming the
+ * first layer that has none. */
+dpt_status dpt_model_curvature_check(const dpt_model *model);
 void dpt_curvature_ws_destroy(dpt_curvature_ws *ws);
 
 /* out[n_params] += (H or G) v for the batch x[B], labels[B]; B <= max_batch.

@@ -42,4 +42,20 @@ typedef float dpt_real;
 #define DPT_REAL_EPS 1.1920929e-07f
 #endif
 
+#include <limits.h>
+#include <stddef.h>
+
+/* x . y over n elements accumulated in double, by BLAS, in pieces that fit
+ * its int counts (the flat parameter vector may not). */
+static inline double dpt_dot_acc_long(const dpt_real *x, const dpt_real *y, size_t n)
+{
+    double sum = 0;
+    for (size_t done = 0; done < n;) {
+        int piece = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
+        sum += dpt_dot_acc(piece, x + done, y + done);
+        done += (size_t)piece;
+    }
+    return sum;
+}
+
 #endif /* DPT_REAL_H */

@@ -200,14 +200,15 @@ static int r_back_layers(dpt_model *m, dpt_curvature_ws *ws, int first, int n, c
     return cur;
 }
 
-static dpt_status check_supported(const dpt_model *m)
+dpt_status dpt_model_curvature_check(const dpt_model *m)
 {
     for (int i = 0; i < m->n_layers; i++) {
         dpt_layer_kind k = m->layers[i].spec.kind;
         if (k != DPT_LAYER_DENSE && k != DPT_LAYER_CONV2D && k != DPT_LAYER_ACTIVATION &&
             k != DPT_LAYER_FLATTEN)
-            return DPT_FAIL(DPT_ERR_ARG, "curvature products support dense, conv, activation and "
-                            "flatten layers; layer %d is %s", i + 1, dpt_layer_kind_name(k));
+            return DPT_FAIL(DPT_ERR_ARG, "layer %d is %s; curvature (Hessian-vector) products "
+                            "support dense, conv, activation and flatten layers", i + 1,
+                            dpt_layer_kind_name(k));
     }
     return DPT_OK;
 }
@@ -240,7 +241,7 @@ dpt_status dpt_model_curvature_product(dpt_model *m, dpt_curvature_ws *ws, const
                                        const uint8_t *labels, int B, const dpt_real *v,
                                        dpt_real *hv, dpt_curvature_kind kind)
 {
-    dpt_status st = check_supported(m);
+    dpt_status st = dpt_model_curvature_check(m);
     if (st != DPT_OK) return st;
     int gn = kind == DPT_CURV_GAUSS_NEWTON;
     dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
@@ -325,7 +326,7 @@ static void factor_row_backward(dpt_model *m, dpt_curvature_ws *ws, int h, const
 dpt_status dpt_model_gn_rows(dpt_model *m, dpt_curvature_ws *ws, const dpt_real *x, const uint8_t *labels,
                              int B, dpt_real *rows)
 {
-    dpt_status st = check_supported(m);
+    dpt_status st = dpt_model_curvature_check(m);
     if (st != DPT_OK) return st;
     const size_t in_size = dpt_shape_size(m->input), n = m->n_params;
     dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};

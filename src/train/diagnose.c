@@ -4,25 +4,19 @@
 
 #include <cJSON.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- setup */
 
+/* The model's layers all have R-operators (dpt_model_curvature_check);
+ * else why not, in why. */
 static int model_has_curvature(const dpt_model *m, char *why, size_t size)
 {
-    for (int i = 0; i < m->n_layers; i++) {
-        dpt_layer_kind k = m->layers[i].spec.kind;
-        if (k != DPT_LAYER_DENSE && k != DPT_LAYER_CONV2D && k != DPT_LAYER_ACTIVATION &&
-            k != DPT_LAYER_FLATTEN) {
-            snprintf(why, size, "layer %d is %s; Hessian-vector products support dense, conv, "
-                     "activation and flatten layers", i + 1, dpt_layer_kind_name(k));
-            return 0;
-        }
-    }
-    return 1;
+    if (dpt_model_curvature_check(m) == DPT_OK) return 1;
+    snprintf(why, size, "%s", dpt_error_message());
+    return 0;
 }
 
 static dpt_status allocate(dpt_trainer *t, dpt_diagnostics *d)
@@ -85,20 +79,8 @@ int dpt_diagnose_due(const dpt_trainer *t)
     return t->diag && (t->step + 1) % t->diag->every == 0;
 }
 
-/* x . y accumulated in double, by BLAS (vectorized: this runs every step
- * for the noise scale), in pieces that fit its int counts */
-static double dot(const dpt_real *x, const dpt_real *y, size_t n)
-{
-    double sum = 0;
-    for (size_t done = 0; done < n;) {
-        int piece = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
-        sum += dpt_dot_acc(piece, x + done, y + done);
-        done += (size_t)piece;
-    }
-    return sum;
-}
-
-static double sum_of_squares(const dpt_real *x, size_t n) { return dot(x, x, n); }
+/* x . y in double, vectorized (this runs every step for the noise scale) */
+static double dot(const dpt_real *x, const dpt_real *y, size_t n) { return dpt_dot_acc_long(x, y, n); }
 
 /* ---------------------------------------------------------------- gradient noise scale */
 
@@ -113,7 +95,7 @@ void dpt_diagnose_local_norm(dpt_trainer *t, size_t lo, size_t n)
 {
     dpt_diagnostics *d = t->diag;
     if (!d || !d->noise_on) return;
-    d->local_sumsq += sum_of_squares(t->model.grads + lo, n);
+    d->local_sumsq += dot(t->model.grads + lo, t->model.grads + lo, n);
 }
 
 double dpt_diagnose_local_sq(dpt_trainer *t)

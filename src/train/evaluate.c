@@ -50,6 +50,14 @@ static double class_probability(double zk, double top, double norm, dpt_loss_kin
     return zk;
 }
 
+/* Samples [first, first + count) of set into the batch buffers
+ * (count <= eval_batch). */
+static void gather_range(dpt_trainer *t, const dpt_dataset *set, size_t first, size_t count)
+{
+    for (size_t i = 0; i < count; i++) t->eval_index[i] = (uint32_t)(first + i);
+    dpt_dataset_gather(set, t->eval_index, count, t->batch_x, t->batch_y);
+}
+
 /* Adds the head's output turned into class probabilities to probs[B][K]. */
 static void add_probabilities(dpt_real *probs, const dpt_real *out, int B, int K, dpt_loss_kind loss)
 {
@@ -117,8 +125,7 @@ dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *set, dpt_eval
     dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0}; /* running statistics, no dropout */
     for (size_t done = 0; done < count;) {
         size_t chunk = count - done < (size_t)t->eval_batch ? count - done : (size_t)t->eval_batch;
-        for (size_t i = 0; i < chunk; i++) t->eval_index[i] = (uint32_t)(begin + done + i);
-        dpt_dataset_gather(set, t->eval_index, chunk, t->batch_x, t->batch_y);
+        gather_range(t, set, begin + done, chunk);
         dpt_batch_metrics metrics;
         memset(&metrics, 0, sizeof metrics);
         dpt_model_forward(&t->model, t->batch_x, t->batch_y, (int)chunk, &ctx, &metrics);
@@ -157,8 +164,7 @@ dpt_status dpt_trainer_head0_probabilities(dpt_trainer *t, const dpt_dataset *se
     dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0}; /* running statistics, no dropout */
     for (size_t done = 0; done < count;) {
         size_t chunk = count - done < (size_t)t->eval_batch ? count - done : (size_t)t->eval_batch;
-        for (size_t i = 0; i < chunk; i++) t->eval_index[i] = (uint32_t)(lo + done + i);
-        dpt_dataset_gather(set, t->eval_index, chunk, t->batch_x, t->batch_y);
+        gather_range(t, set, lo + done, chunk);
         dpt_batch_metrics unused;
         memset(&unused, 0, sizeof unused);
         dpt_model_forward(&t->model, t->batch_x, t->batch_y, (int)chunk, &ctx, &unused);

@@ -126,18 +126,6 @@ static int first_nonfinite_layer(const dpt_model *m, size_t lo, size_t n)
     return -1;
 }
 
-/* sum of squares in double, by BLAS, in pieces that fit its int counts */
-static double sum_of_squares(const dpt_real *x, size_t n)
-{
-    double sum = 0;
-    for (size_t done = 0; done < n;) {
-        int piece = n - done > (size_t)INT32_MAX ? INT32_MAX : (int)(n - done);
-        sum += dpt_dot_acc(piece, x + done, x + done);
-        done += (size_t)piece;
-    }
-    return sum;
-}
-
 static void inject_fault(dpt_trainer *t)
 {
     const dpt_fault *f = &t->fault;
@@ -180,7 +168,8 @@ static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_s
     /* and whether [checkpoint] every_seconds has passed on any rank (the
      * ranks' clocks differ: one verdict for all) */
     double every = t->cfg->checkpoint.every_seconds;
-    double sums[4] = {sum_of_squares(t->model.grads + t->slice_lo, t->slice_n), local_sq_sum[0],
+    const dpt_real *slice = t->model.grads + t->slice_lo;
+    double sums[4] = {dpt_dot_acc_long(slice, slice, t->slice_n), local_sq_sum[0],
                       dpt_stop_requested() ? 1 : 0,
                       every > 0 && MPI_Wtime() - t->checkpoint_clock >= every ? 1 : 0};
     dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 4);
