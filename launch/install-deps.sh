@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what dptrain needs to build, test and train, if it is missing.
 #
-#   bash launch/install-deps.sh [--no-data] [--checkers]
+#   bash launch/install-deps.sh [--no-data] [--tests] [--checkers]
 #
+# --tests adds what only the test suite needs (tests/run.sh passes it): a
+# real Slurm scheduler (slurmctld, slurmd, slurm-client, munge), network
+# namespaces (iproute2) and NumPy (python3-numpy) to check .npy files.
 # --checkers adds the tools of CI's checking stages (.ci/run): clang with
 # libFuzzer (clang, libclang-rt-14-dev) and valgrind.
 #
@@ -12,12 +15,13 @@
 # to point CMake at a copy installed elsewhere; exit status 1 if any is missing.
 set -euo pipefail
 
-want_data=1 want_checkers=0
+want_data=1 want_checkers=0 want_tests=0
 for arg in "$@"; do
   case "$arg" in
     --no-data) want_data=0 ;;
+    --tests) want_tests=1 ;;
     --checkers) want_checkers=1 ;;
-    *) echo "install-deps: unknown option $arg (use --no-data, --checkers)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown option $arg (use --no-data, --tests, --checkers)" >&2; exit 2 ;;
   esac
 done
 
@@ -29,6 +33,12 @@ packages=(
   "libcunit1-dev:pc:cunit" "zlib1g-dev:pc:zlib" "libinih-dev:pc:inih" "libcjson-dev:pc:libcjson"
   "gnuplot-nox:cmd:gnuplot" "jq:cmd:jq"
 )
+if (( want_tests )); then
+  packages+=(
+    "slurmctld:cmd:slurmctld" "slurmd:cmd:slurmd" "slurm-client:cmd:sbatch" "munge:cmd:munged"
+    "iproute2:cmd:ip" "python3-numpy:file:/usr/lib/python3/dist-packages/numpy/__init__.py"
+  )
+fi
 # clang's libFuzzer runtime is only recommended by clang, so it is named here
 if (( want_checkers )); then
   packages+=("clang:cmd:clang" "valgrind:cmd:valgrind"
@@ -79,7 +89,8 @@ Fashion-MNIST can live anywhere: set [data] dir (or --set data.dir=<dir>).
 On Debian as root:
   apt-get install libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libopenblas-dev \
     libcunit1-dev zlib1g-dev libinih-dev libcjson-dev pkg-config cmake dataset-fashion-mnist
-  (with --checkers also: clang libclang-rt-14-dev valgrind)
+  (with --tests also: slurmctld slurmd slurm-client munge iproute2 python3-numpy;
+   with --checkers also: clang libclang-rt-14-dev valgrind)
 MSG
 } >&2
 exit 1

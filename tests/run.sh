@@ -7,7 +7,7 @@
 #   DPT_PRECISIONS=double bash tests/run.sh
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bash "$top/launch/install-deps.sh"
+bash "$top/launch/install-deps.sh" --tests
 
 precisions=${DPT_PRECISIONS:-"single double"}
 failed=()
