@@ -36,7 +36,9 @@ static dpt_status open_file(dpt_trainer *t, dpt_diagnostics *d)
 {
     const char *path = t->cfg->diag.file;
     if (t->comm.rank != 0 || path[0] == '\0') return DPT_OK;
-    d->file = fopen(path, "w");
+    /* "a": checks that the file can be written without emptying it yet;
+     * dpt_diagnose_header empties it unless the run resumes */
+    d->file = fopen(path, "a");
     if (!d->file)
         return DPT_FAIL(DPT_ERR_IO, "cannot write the diagnostics file %s ([diagnostics] file): %s",
                         path, strerror(errno));
@@ -60,7 +62,6 @@ dpt_status dpt_diagnose_setup(dpt_trainer *t)
     dpt_status st = dpt_noise_scale_init(&d->noise, cfg->diag.noise_decay);
     if (st == DPT_OK) st = allocate(t, d);
     if (st == DPT_OK) st = open_file(t, d);
-    if (st == DPT_OK) dpt_diagnose_header(t);
     return st;
 }
 

@@ -83,7 +83,9 @@ void dpt_diagnose_noise(dpt_trainer *t, double local_sq_sum, double big_sq, size
  * slice when sharded). Collective. */
 dpt_status dpt_diagnose_curvature(dpt_trainer *t, size_t lo, size_t n, size_t global_count);
 
-/* The first record of the file: the run's batch sizes and bounds. */
+/* The run record: batch sizes and bounds. Called when the run starts (after
+ * any resume): a run from step 0 empties the file first, a resumed run
+ * appends to the file of the run it continues. */
 void dpt_diagnose_header(dpt_trainer *t);
 /* After the update (layer statistics ready): layer checks, the record, the
  * console line. Rank 0 writes; all ranks may call. */

@@ -2,9 +2,12 @@
  * diagnostics step, warnings for vanishing or exploding layer gradients,
  * and the end-of-run summary with the advice the numbers imply. */
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diagnose.h"
 
@@ -152,9 +155,15 @@ void dpt_diagnose_header(dpt_trainer *t)
 {
     dpt_diagnostics *d = t->diag;
     if (!d || !d->file) return;
+    /* a run from step 0 starts the file afresh; a resumed one continues it
+     * (the file was opened for appending, so writes follow the truncation) */
+    if (t->step == 0 && ftruncate(fileno(d->file), 0) != 0)
+        fprintf(stderr, "dptrain: warning: cannot empty the diagnostics file %s: %s\n", t->cfg->diag.file,
+                strerror(errno));
     const dpt_config *cfg = t->cfg;
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "type", "run");
+    if (t->step > 0) cJSON_AddNumberToObject(rec, "resumed_at_step", (double)t->step);
     cJSON_AddNumberToObject(rec, "ranks", t->comm.size);
     cJSON_AddNumberToObject(rec, "parameters", (double)t->model.n_params);
     cJSON_AddNumberToObject(rec, "local_batch", cfg->train.batch_size);

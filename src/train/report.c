@@ -24,7 +24,9 @@ dpt_status dpt_reporter_open(dpt_reporter *rep, const dpt_trainer *t)
     rep->bar = mode == DPT_PROGRESS_BAR || (mode == DPT_PROGRESS_AUTO && isatty(STDERR_FILENO));
     const char *path = t->cfg->log.metrics;
     if (path[0] != '\0') {
-        rep->metrics = fopen(path, "w");
+        /* a resumed run (a requeued batch job) continues the file of the run
+         * it resumes; a run from step 0 starts it afresh */
+        rep->metrics = fopen(path, t->step > 0 ? "a" : "w");
         if (!rep->metrics)
             return DPT_FAIL(DPT_ERR_IO, "cannot write the metrics file %s ([log] metrics): %s",
                             path, strerror(errno));
@@ -133,6 +135,7 @@ void dpt_report_start(dpt_reporter *rep, const dpt_trainer *t, const dpt_dataset
     cJSON_AddNumberToObject(run, "parameters", (double)t->model.n_params);
     cJSON_AddNumberToObject(run, "global_batch", (double)t->plan.global_batch);
     cJSON_AddNumberToObject(run, "steps", (double)t->total_steps);
+    if (t->step > 0) cJSON_AddNumberToObject(run, "resumed_at_step", (double)t->step);
     /* the resolved configuration, so that a metrics file says how to rerun it */
     char *config_text = NULL;
     size_t config_len = 0;

@@ -213,6 +213,7 @@ dpt_status dpt_trainer_run(dpt_trainer *t, const dpt_dataset *test_set, dpt_run_
     dpt_reporter rep;
     st = dpt_report_begin(&rep, t, test_set);
     if (st != DPT_OK) return st; /* agreed (t->agreed_failure) */
+    dpt_diagnose_header(t);      /* now that a resume has set the step */
     run_clock clock;
     clock.start = clock.window_start = clock.epoch_start = MPI_Wtime();
     clock.window_samples = clock.epoch_samples = t->samples_seen;
