@@ -9,8 +9,12 @@ expect_grep "--version names the version and precision" '^dptrain [0-9]+\.[0-9]+
 
 "$DPTRAIN" --help >"$WORK/out" 2>&1; status=$?
 expect_status "--help" 0 "$WORK/out"
-expect_grep "--help shows usage" 'usage: dptrain train \[CONFIG\]' "$WORK/out"
-expect_grep "--help lists config keys" 'batch_size' "$WORK/out"
+for command in train eval predict inspect export help; do
+  expect_grep "--help lists $command" "^  dptrain $command " "$WORK/out"
+done
+"$DPTRAIN" help config >"$WORK/out" 2>&1; status=$?
+expect_status "help config" 0 "$WORK/out"
+expect_grep "help config lists config keys" 'batch_size' "$WORK/out"
 
 "$DPTRAIN" >"$WORK/out" 2>&1; status=$?
 expect_status "no command is a usage error" 2 "$WORK/out"

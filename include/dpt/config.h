@@ -137,6 +137,8 @@ void dpt_config_write(const dpt_config *cfg, FILE *out);
 /* Lists every section and key with its type, allowed values and default
  * (for dptrain --help). */
 void dpt_config_print_keys(FILE *out);
+/* The same as Markdown tables, one per section (the README's reference). */
+void dpt_config_print_keys_markdown(FILE *out);
 
 /* Joins data.dir and a file name: absolute names are kept as they are. */
 void dpt_config_data_path(const dpt_config *cfg, const char *name, char *out, size_t out_size);

@@ -88,13 +88,4 @@ dpt_status dpt_ensemble_member_path(const char *path, int m, char *out, size_t o
  * n). `seen` is scratch of n bytes. */
 double dpt_bootstrap_sample(uint32_t *map, uint8_t *seen, size_t n, uint64_t seed, int m);
 
-/* Head 0's class probabilities (softmax or sigmoid of the output; the raw
- * output for mse) for samples [lo, lo + count) of `set`, written to
- * probs[count][head 0 outputs] in double: no dropout (the weight-scaling
- * rule), batch norm with its running statistics. Call after
- * dpt_trainer_evaluate (dpt_trainer_run ends with it), which makes
- * per-rank batch-norm statistics equal on all ranks. Not collective. */
-dpt_status dpt_trainer_head0_probabilities(dpt_trainer *trainer, const dpt_dataset *set,
-                                           size_t lo, size_t count, double *probs);
-
 #endif /* DPT_ENSEMBLE_H */

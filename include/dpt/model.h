@@ -148,6 +148,8 @@ typedef struct dpt_model {
     dpt_real *cols, *dcols;     /* im2col workspaces (largest conv layer) */
     double *bn_scratch;
     uint8_t *head_labels;       /* [max_batch] labels after a head's map */
+    size_t bytes;               /* all of the above: parameters, gradients, activations,
+                                   workspaces (what a rank holds for the model) */
 } dpt_model;
 
 /* How a forward pass runs. */

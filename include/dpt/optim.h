@@ -49,6 +49,9 @@ typedef enum dpt_schedule_kind {
 const char *dpt_optim_method_name(dpt_optim_method method);
 /* 1 for the full-batch second-order methods (lbfgs, cg, cg_fr, newton_cg, newton, bfgs). */
 int dpt_optim_is_second_order(dpt_optim_method method);
+/* Vectors of the parameters' size a first-order method keeps (0: SGD, 1:
+ * momentum, Nesterov, AdaGrad, RMSProp; 2: Adam, RMSProp with Nesterov). */
+int dpt_optim_state_vectors(dpt_optim_method method);
 const char *dpt_schedule_name(dpt_schedule_kind kind);
 
 typedef struct dpt_optim_params {

@@ -142,6 +142,18 @@ dpt_status dpt_trainer_checkpoint(dpt_trainer *trainer, const char *reason, char
  * Call after dpt_trainer_create, before training. Collective. */
 dpt_status dpt_trainer_resume(dpt_trainer *trainer, const char *spec, char *path, size_t path_size);
 
+/* Loads only a checkpoint's parameters and batch-norm statistics (per-rank
+ * statistics averaged) into the trainer's model, for evaluation,
+ * prediction or export; *step receives the step it was written at.
+ * Refuses (DPT_ERR_FORMAT, agreed) a checkpoint of another model or
+ * precision. Collective. */
+dpt_status dpt_trainer_load_weights(dpt_trainer *trainer, const char *path, long *step);
+/* The same into a model of the checkpoint's architecture, from a checkpoint
+ * already read (dpt/checkpoint.h); checks the precision and the parameter
+ * count. Local. */
+struct dpt_ckpt;
+dpt_status dpt_model_read_checkpoint(dpt_model *model, const struct dpt_ckpt *ck, long *step);
+
 /* Builds model, optimizer and batch plan for train_set on comm. Collective. */
 dpt_status dpt_trainer_create(dpt_trainer *trainer, const dpt_config *cfg, MPI_Comm comm,
                               const dpt_dataset *train_set);
@@ -160,6 +172,15 @@ dpt_status dpt_trainer_reduce_window(dpt_trainer *trainer, double window[DPT_SUM
  * weight-scaling rule for dropout and, if [eval] mc_samples = K > 0, also
  * with K Monte Carlo dropout passes averaged. Collective. */
 dpt_status dpt_trainer_evaluate(dpt_trainer *trainer, const dpt_dataset *set, dpt_eval *out);
+
+/* Class probabilities of head `head` (softmax or sigmoid of its output;
+ * the raw output for mse) for samples [lo, lo + count) of `set`, written to
+ * probs[count][the head's outputs] in double: no dropout (the
+ * weight-scaling rule), batch norm with its running statistics. Call after
+ * dpt_trainer_evaluate (dpt_trainer_run ends with it), which makes
+ * per-rank batch-norm statistics equal on all ranks. Not collective. */
+dpt_status dpt_trainer_head_probabilities(dpt_trainer *trainer, int head, const dpt_dataset *set,
+                                          size_t lo, size_t count, double *probs);
 
 typedef struct dpt_run_report {
     dpt_eval final_test;

@@ -1,28 +1,25 @@
 /* dptrain inspect: the model's layers with output shape, parameter count
  * and bytes, and forward FLOPs per sample, so that the cost of parameter
  * sharing (conv) against none (locally connected) or full connection
- * (dense) can be read off for the same architecture. */
-#include "inspect.h"
-
+ * (dense) can be read off for the same architecture; then the memory one
+ * rank needs for a given rank count (--ranks N), which train --dry-run
+ * prints too. */
+#include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "dpt/data.h"
-
-static void human_bytes(char *out, size_t size, double bytes)
-{
-    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) bytes /= 1024, u++;
-    snprintf(out, size, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-}
+#include "cli.h"
+#include "dpt/model.h"
+#include "dpt/optim.h"
+#include "inspect.h"
 
 static void print_row(const char *part, const dpt_layer *l, const char *what)
 {
     char shape[48], bytes[32];
     size_t params = l->n_weights + l->n_bias;
     snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
-    human_bytes(bytes, sizeof bytes, (double)params * sizeof(dpt_real));
+    cli_human_bytes(bytes, sizeof bytes, (double)params * sizeof(dpt_real));
     printf("%-10s %-36.36s %-14s %12zu %12s %14.0f\n", part, what, shape, params, bytes, l->flops);
 }
 
@@ -43,26 +40,123 @@ static void print_model(const dpt_model *m)
         print_row(part, l, what);
     }
     char bytes[32];
-    human_bytes(bytes, sizeof bytes, (double)m->n_params * sizeof(dpt_real));
+    cli_human_bytes(bytes, sizeof bytes, (double)m->n_params * sizeof(dpt_real));
     printf("%-10s %-36s %-14s %12zu %12s %14.0f\n", "total", "", "", m->n_params, bytes,
            dpt_model_flops_per_sample(m));
     printf("(%s precision; batch-norm running statistics add %zu values of state)\n",
            DPT_REAL_NAME, m->n_state);
 }
 
-dpt_status dpt_cli_inspect(const dpt_config *cfg)
+/* The trainer's evaluation chunk, which sizes the model's buffers
+ * (src/train/trainer.c: forward-only chunks of at least 256 samples). */
+static int eval_batch_of(const dpt_config *cfg)
+{
+    return cfg->train.batch_size > 256 ? cfg->train.batch_size : 256;
+}
+
+void cli_memory_estimate(const dpt_model *m, const dpt_config *cfg, int ranks, const cli_set_size *train,
+                         const cli_set_size *test, cli_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    double n = (double)m->n_params, real = sizeof(dpt_real);
+    out->model = (double)m->bytes;
+    if (!dpt_optim_is_second_order(cfg->optim.method)) {
+        int sharded = cfg->update.shard_state && ranks > 1;
+        double slice = sharded ? n / ranks : n;
+        out->optimizer = dpt_optim_state_vectors(cfg->optim.method) * slice * real;
+        /* a sharded update keeps its slice before the update (layer statistics) */
+        if (sharded) out->optimizer += slice * real;
+    }
+    /* every rank holds both sets: any sample may fall in its slice of a batch */
+    out->data = (double)train->samples * ((double)train->features * train->feature_bytes + 1) +
+                (double)test->samples * ((double)test->features * test->feature_bytes + 1);
+    double outputs = 0;
+    for (int h = 0; h < m->n_heads; h++) outputs += m->heads[h].outputs;
+    int eval_batch = eval_batch_of(cfg);
+    out->buffers = 4.0 * (double)train->samples +                       /* the epoch's permutation */
+                   (double)eval_batch * ((double)train->features * real + 1 + 4 + outputs * real);
+    out->total = out->model + out->optimizer + out->data + out->buffers;
+}
+
+void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
+{
+    char b[5][32];
+    cli_human_bytes(b[0], sizeof b[0], mem->model);
+    cli_human_bytes(b[1], sizeof b[1], mem->optimizer);
+    cli_human_bytes(b[2], sizeof b[2], mem->data);
+    cli_human_bytes(b[3], sizeof b[3], mem->buffers);
+    cli_human_bytes(b[4], sizeof b[4], mem->total);
+    int second_order = dpt_optim_is_second_order(cfg->optim.method);
+    printf("memory per rank with %d rank%s (estimate of dptrain's own arrays; MPI and the libraries "
+           "add about 60-100 MiB):\n", ranks, ranks > 1 ? "s" : "");
+    printf("  %-58s %12s\n", "model: parameters, gradients, activations, workspaces", b[0]);
+    char what[128];
+    if (second_order)
+        snprintf(what, sizeof what, "optimizer: %s keeps its own state (state_bytes in its log)",
+                 dpt_optim_method_name(cfg->optim.method));
+    else
+        snprintf(what, sizeof what, "optimizer: %s, %d vector%s, %s", dpt_optim_method_name(cfg->optim.method),
+                 dpt_optim_state_vectors(cfg->optim.method),
+                 dpt_optim_state_vectors(cfg->optim.method) == 1 ? "" : "s",
+                 cfg->update.shard_state && ranks > 1 ? "sharded over the ranks" : "replicated");
+    printf("  %-58s %12s\n", what, b[1]);
+    printf("  %-58s %12s\n", "data: training and test sets (each rank holds both)", b[2]);
+    printf("  %-58s %12s\n", "batch and evaluation buffers, the permutation", b[3]);
+    printf("  %-58s %12s\n", "total", b[4]);
+}
+
+/* The per-sample shape and sample counts from the files' headers, without
+ * reading the data. */
+static dpt_status read_sizes(const dpt_config *cfg, int shape[3], cli_set_size *train, cli_set_size *test)
 {
     char path[2 * DPT_PATH_MAX];
     dpt_config_data_path(cfg, cfg->data.train_images, path, sizeof path);
     dpt_idx header;
     dpt_status st = dpt_idx_read_header(&header, path);
     if (st != DPT_OK) return st;
-    int shape[3];
     dpt_idx_sample_shape(&header, shape);
+    train->samples = header.ndim ? header.dims[0] : 0;
+    train->features = (size_t)shape[0] * shape[1] * shape[2];
+    train->feature_bytes = 1;
+    dpt_config_data_path(cfg, cfg->data.test_images, path, sizeof path);
+    st = dpt_idx_read_header(&header, path);
+    if (st != DPT_OK) return st;
+    test->samples = header.ndim ? header.dims[0] : 0;
+    test->features = header.ndim && header.dims[0] ? header.count / header.dims[0] : 0;
+    test->feature_bytes = 1;
+    return DPT_OK;
+}
+
+static dpt_status inspect(const dpt_config *cfg, int ranks)
+{
+    int shape[3];
+    cli_set_size train, test;
+    dpt_status st = read_sizes(cfg, shape, &train, &test);
+    if (st != DPT_OK) return st;
     dpt_model model;
-    st = dpt_model_create(&model, (dpt_shape){shape[0], shape[1], shape[2]}, &cfg->model.spec, 1);
+    st = dpt_model_create(&model, (dpt_shape){shape[0], shape[1], shape[2]}, &cfg->model.spec,
+                          eval_batch_of(cfg));
     if (st != DPT_OK) return st;
     print_model(&model);
+    cli_memory mem;
+    cli_memory_estimate(&model, cfg, ranks, &train, &test, &mem);
+    printf("\n");
+    cli_print_memory(cfg, ranks, &mem);
     dpt_model_destroy(&model);
     return DPT_OK;
+}
+
+/* Rank 0 prints; every rank exits with its status. */
+int cli_inspect(const dpt_comm *comm, const cli_args *args, const dpt_config *cfg)
+{
+    int status = EXIT_SUCCESS;
+    if (comm->rank == 0) {
+        dpt_status st = inspect(cfg, args->ranks > 0 ? args->ranks : comm->size);
+        if (st != DPT_OK) {
+            fprintf(stderr, "dptrain: error: %s\n", dpt_error_message());
+            status = st == DPT_ERR_NOMEM || st == DPT_ERR_MPI ? EXIT_RUNTIME : EXIT_USAGE;
+        }
+    }
+    MPI_Bcast(&status, 1, MPI_INT, 0, comm->comm);
+    return status;
 }

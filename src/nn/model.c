@@ -191,6 +191,10 @@ static dpt_status allocate(dpt_model *m)
     m->dcols = calloc(n_cols + 1, sizeof(dpt_real));
     m->bn_scratch = calloc(3 * (size_t)max_channels + 1, sizeof(double));
     m->head_labels = calloc(batch, 1);
+    /* what dptrain inspect and --dry-run count as the model's memory */
+    m->bytes = sizeof(dpt_real) * (2 * (m->n_params + 1) + m->n_state + 1 + n_acts + 1 + n_aux + 1 +
+                                   2 * batch * widest + batch * trunk_out + 2 * (n_cols + 1)) +
+               sizeof(int32_t) * (n_iaux + 1) + sizeof(double) * (3 * (size_t)max_channels + 1) + batch;
     if (!m->params || !m->grads || !m->state || !m->acts || !m->aux || !m->iaux || !m->delta[0] ||
         !m->delta[1] || !m->trunk_delta || !m->cols || !m->dcols || !m->bn_scratch || !m->head_labels)
         return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a model of %zu parameters (batch %d)",

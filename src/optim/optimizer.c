@@ -57,6 +57,13 @@ static void state_needs(dpt_optim_method m, int *first, int *second)
     *second = m >= DPT_OPTIM_ADAGRAD;
 }
 
+int dpt_optim_state_vectors(dpt_optim_method method)
+{
+    int first, second;
+    state_needs(method, &first, &second);
+    return first + second;
+}
+
 static int valid(const dpt_optim_params *p)
 {
     /* written as !(valid) tests so that NaN fails them too */

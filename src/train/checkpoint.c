@@ -211,11 +211,11 @@ static dpt_status open_checkpoint(const dpt_trainer *t, const char *spec, dpt_ck
     return dpt_ckpt_read_file(spec, ck);
 }
 
-/* Rank 0: is ck a checkpoint of this model, precision and optimizer? */
-static dpt_status check_compatible(const dpt_trainer *t, const dpt_ckpt *ck, const char *path)
+/* Rank 0: is ck a checkpoint of this model and precision? */
+static dpt_status check_model(const dpt_trainer *t, const dpt_ckpt *ck, const char *path)
 {
     const char *format = dpt_ckpt_meta(ck, "format"), *precision = dpt_ckpt_meta(ck, "precision");
-    const char *model = dpt_ckpt_meta(ck, "model"), *optimizer = dpt_ckpt_meta(ck, "optimizer");
+    const char *model = dpt_ckpt_meta(ck, "model");
     char mine[4096];
     describe_model(t, mine, sizeof mine);
     if (!format || strcmp(format, FORMAT_NAME) != 0)
@@ -227,6 +227,15 @@ static dpt_status check_compatible(const dpt_trainer *t, const dpt_ckpt *ck, con
     if (!model || strcmp(model, mine) != 0)
         return DPT_FAIL(DPT_ERR_FORMAT, "checkpoint %s is of another model: it holds '%s', the config "
                         "builds '%s'", path, model ? model : "?", mine);
+    return DPT_OK;
+}
+
+/* Rank 0: ... and of this optimizer? */
+static dpt_status check_compatible(const dpt_trainer *t, const dpt_ckpt *ck, const char *path)
+{
+    dpt_status st = check_model(t, ck, path);
+    if (st != DPT_OK) return st;
+    const char *optimizer = dpt_ckpt_meta(ck, "optimizer");
     const char *method = dpt_optim_method_name(t->cfg->optim.method);
     if (!optimizer || strcmp(optimizer, method) != 0)
         return DPT_FAIL(DPT_ERR_FORMAT, "checkpoint %s was written by optimizer %s; the config asks for "
@@ -357,4 +366,59 @@ dpt_status dpt_trainer_resume(dpt_trainer *t, const char *spec, char *path, size
     dpt_trainer_seek(t, (long)pos[POS_STEP], (long)pos[POS_EPOCH],
                      (size_t)pos[POS_EPOCH_SAMPLE] / t->plan.global_batch);
     return DPT_OK;
+}
+
+/* ---------------------------------------------------------------- weights only */
+
+dpt_status dpt_model_read_checkpoint(dpt_model *m, const dpt_ckpt *ck, long *step)
+{
+    size_t n = m->n_params, ns = m->n_state;
+    const char *precision = dpt_ckpt_meta(ck, "precision");
+    if (!precision || strcmp(precision, DPT_REAL_NAME) != 0)
+        return DPT_FAIL(DPT_ERR_FORMAT, "checkpoint %s holds %s precision; this dptrain is built for %s "
+                        "(-DDPT_PRECISION)", ck->source, precision ? precision : "an unknown", DPT_REAL_NAME);
+    dpt_status st = dpt_ckpt_get_tensor(ck, "params", DPT_CKPT_REAL, n, m->params);
+    const dpt_ckpt_tensor *per_rank = dpt_ckpt_find(ck, "bn_state_per_rank");
+    if (st == DPT_OK && ns && per_rank && per_rank->ndim == 2 && per_rank->shape[1] == ns &&
+        per_rank->shape[0] > 0) {
+        size_t ranks = per_rank->shape[0];
+        dpt_real *all = malloc(sizeof(dpt_real) * ranks * ns);
+        if (!all) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the batch-norm statistics");
+        st = dpt_ckpt_get_tensor(ck, "bn_state_per_rank", DPT_CKPT_REAL, ranks * ns, all);
+        for (size_t i = 0; i < ns && st == DPT_OK; i++) {
+            double sum = 0;
+            for (size_t r = 0; r < ranks; r++) sum += all[r * ns + i];
+            m->state[i] = (dpt_real)(sum / (double)ranks);
+        }
+        free(all);
+    } else if (st == DPT_OK && ns) {
+        st = dpt_ckpt_get_tensor(ck, "bn_state", DPT_CKPT_REAL, ns, m->state);
+    }
+    int64_t at = 0;
+    if (st == DPT_OK) st = dpt_ckpt_get_meta_int(ck, "step", &at);
+    *step = (long)at;
+    return st;
+}
+
+dpt_status dpt_trainer_load_weights(dpt_trainer *t, const char *path, long *step)
+{
+    dpt_status st = DPT_OK;
+    *step = 0;
+    if (t->comm.rank == 0) {
+        dpt_ckpt ck;
+        memset(&ck, 0, sizeof ck);
+        st = dpt_ckpt_read_file(path, &ck);
+        if (st == DPT_OK) st = check_model(t, &ck, path);
+        if (st == DPT_OK) st = dpt_model_read_checkpoint(&t->model, &ck, step);
+        dpt_ckpt_free(&ck);
+    }
+    st = dpt_agree_status(&t->comm, st, NULL);
+    if (st != DPT_OK) return st;
+    long at = *step;
+    if (MPI_Bcast(&at, 1, MPI_LONG, 0, t->comm.comm) != MPI_SUCCESS)
+        return DPT_FAIL(DPT_ERR_MPI, "broadcast of the checkpoint's step failed");
+    *step = at;
+    st = dpt_broadcast_real(&t->comm, t->model.params, t->model.n_params);
+    if (st == DPT_OK) st = dpt_broadcast_real(&t->comm, t->model.state, t->model.n_state);
+    return st;
 }

@@ -249,7 +249,7 @@ static dpt_status evaluate_ensemble(ensemble_job *job, const dpt_comm *world, co
     size_t lo, count;
     dpt_split_range(test->n_samples, job->group_comm.size, job->group_comm.rank, &lo, &count);
     double *probs = malloc(sizeof(double) * (count ? count : 1) * (size_t)K);
-    dpt_status st = probs ? dpt_trainer_head0_probabilities(&job->trainer, test, lo, count, probs)
+    dpt_status st = probs ? dpt_trainer_head_probabilities(&job->trainer, 0, test, lo, count, probs)
                           : DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the ensemble's probabilities");
     st = dpt_agree_status(world, st, NULL);
     /* the same range of every member: sum, then average */

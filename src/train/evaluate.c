@@ -147,11 +147,11 @@ dpt_status dpt_trainer_evaluate(dpt_trainer *t, const dpt_dataset *set, dpt_eval
     return st;
 }
 
-/* Bagging (dpt/ensemble.h): the members' probabilities are averaged in
- * double, so a member's tiny probability of the true class is not rounded
- * to 0 in single precision before -log is taken of the average. */
-dpt_status dpt_trainer_head0_probabilities(dpt_trainer *t, const dpt_dataset *set, size_t lo,
-                                           size_t count, double *probs)
+/* In double, so that bagging (dpt/ensemble.h), which averages members'
+ * probabilities, does not round a member's tiny probability of the true
+ * class to 0 in single precision before -log is taken of the average. */
+dpt_status dpt_trainer_head_probabilities(dpt_trainer *t, int h, const dpt_dataset *set, size_t lo,
+                                          size_t count, double *probs)
 {
     if (set->n_features != dpt_shape_size(t->model.input))
         return DPT_FAIL(DPT_ERR_SHAPE, "evaluation data has %zu features, the model takes %zu",
@@ -159,7 +159,9 @@ dpt_status dpt_trainer_head0_probabilities(dpt_trainer *t, const dpt_dataset *se
     if (lo > set->n_samples || count > set->n_samples - lo)
         return DPT_FAIL(DPT_ERR_ARG, "samples [%zu, %zu) are outside the set of %zu", lo, lo + count,
                         set->n_samples);
-    const dpt_head *head = &t->model.heads[0];
+    if (h < 0 || h >= t->model.n_heads)
+        return DPT_FAIL(DPT_ERR_ARG, "head %d of a model with %d heads", h, t->model.n_heads);
+    const dpt_head *head = &t->model.heads[h];
     int K = head->outputs;
     dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0}; /* running statistics, no dropout */
     for (size_t done = 0; done < count;) {
@@ -168,7 +170,7 @@ dpt_status dpt_trainer_head0_probabilities(dpt_trainer *t, const dpt_dataset *se
         dpt_batch_metrics unused;
         memset(&unused, 0, sizeof unused);
         dpt_model_forward(&t->model, t->batch_x, t->batch_y, (int)chunk, &ctx, &unused);
-        const dpt_real *out = dpt_model_head_output(&t->model, 0);
+        const dpt_real *out = dpt_model_head_output(&t->model, h);
         for (size_t i = 0; i < chunk; i++) {
             const dpt_real *z = out + i * (size_t)K;
             double *p = probs + (done + i) * (size_t)K, top, norm;
