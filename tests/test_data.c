@@ -591,8 +591,8 @@ static void test_dataset_from_arrays(void)
     CU_ASSERT_EQUAL_FATAL(dpt_dataset_from_arrays(&set, features, labels, 3, 2), DPT_OK);
     features[0] = 99;
     labels[0] = 7;
-    CU_ASSERT_EQUAL(set.features[0], 10);
-    CU_ASSERT_EQUAL(set.features[5], 60);
+    CU_ASSERT_EQUAL(((const uint8_t *)set.features)[0], 10);
+    CU_ASSERT_EQUAL(((const uint8_t *)set.features)[5], 60);
     CU_ASSERT_EQUAL(set.labels[0], 2);
     CU_ASSERT_EQUAL(set.n_classes, 3);
     dpt_dataset_free(&set);

@@ -69,11 +69,14 @@ static int check_(int cond, const char *text, int line)
 }
 #define CHECK(c) check_((c) != 0, #c, __LINE__)
 
-/* the fixture's feature byte as dpt_dataset_gather scales it, exactly */
+/* the fixture's feature as dpt_dataset_gather scales it, exactly */
 static double feature(const dpt_dataset *set, uint32_t sample, size_t f)
 {
-    return (double)((dpt_real)set->features[(size_t)sample * set->n_features + f] *
-                    (dpt_real)(1.0 / 255.0));
+    dpt_real x[FIXTURE_FEATURES];
+    uint8_t y;
+    CU_ASSERT_FATAL(set->n_features == FIXTURE_FEATURES);
+    dpt_dataset_gather(set, &sample, 1, x, &y);
+    return (double)x[f];
 }
 
 /* 1 if the double is bit-identical on every rank */
@@ -423,7 +426,8 @@ static void test_lanczos_trainer(void)
     uint8_t *feats = malloc(B * set.n_features), labels[FIXTURE_MAX_SAMPLES];
     CU_ASSERT_FATAL(feats != NULL);
     for (size_t s = 0; s < B; s++) {
-        memcpy(feats + s * set.n_features, set.features + (size_t)samples[s] * set.n_features, set.n_features);
+        memcpy(feats + s * set.n_features, (const uint8_t *)set.features + (size_t)samples[s] * set.n_features,
+               set.n_features);
         labels[s] = set.labels[samples[s]];
     }
     dpt_dataset mb;

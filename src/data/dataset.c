@@ -1,15 +1,82 @@
 /* Labelled data sets, batch gathering and the batch split across ranks. */
 #include "dpt/data.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void set_classes(dpt_dataset *set)
+void dpt_dataset_count_classes(dpt_dataset *set)
 {
     int largest = 0;
     for (size_t i = 0; i < set->n_samples; i++)
         if (set->labels[i] > largest) largest = set->labels[i];
     set->n_classes = largest + 1;
+}
+
+size_t dpt_dataset_feature_size(dpt_feature_type type)
+{
+    switch (type) {
+    case DPT_FEATURES_U8: return 1;
+    case DPT_FEATURES_F32: return 4;
+    case DPT_FEATURES_F64: return 8;
+    }
+    return 0;
+}
+
+dpt_status dpt_dataset_alloc(dpt_dataset *set, dpt_feature_type type, size_t n_samples,
+                             size_t n_features, const char *name)
+{
+    memset(set, 0, sizeof *set);
+    size_t size = dpt_dataset_feature_size(type), bytes;
+    if (!name) name = "data set";
+    if (n_samples == 0 || n_features == 0 || size == 0)
+        return DPT_FAIL(DPT_ERR_ARG, "%s: empty data set (%zu samples x %zu features)", name,
+                        n_samples, n_features);
+    if (__builtin_mul_overflow(n_samples, n_features, &bytes) ||
+        __builtin_mul_overflow(bytes, size, &bytes))
+        return DPT_FAIL(DPT_ERR_NOMEM, "%s: %zu x %zu features do not fit in memory", name,
+                        n_samples, n_features);
+    set->features = malloc(bytes);
+    set->labels = calloc(n_samples, 1);
+    if (!set->features || !set->labels) {
+        dpt_dataset_free(set);
+        return DPT_FAIL(DPT_ERR_NOMEM, "%s: out of memory for %zu x %zu features (%zu bytes)", name,
+                        n_samples, n_features, bytes);
+    }
+    set->n_samples = n_samples;
+    set->n_features = n_features;
+    set->feature_type = type;
+    set->shape[0] = n_features <= INT_MAX ? (int)n_features : 0;
+    set->shape[1] = set->shape[2] = 1;
+    set->n_classes = 1;
+    return DPT_OK;
+}
+
+dpt_status dpt_dataset_take(dpt_dataset *set, dpt_feature_type type, void *features,
+                            uint8_t *labels, size_t n_samples, size_t n_features, const char *name)
+{
+    memset(set, 0, sizeof *set);
+    if (n_samples == 0 || n_features == 0 || !features || !labels || !dpt_dataset_feature_size(type)) {
+        free(features);
+        free(labels);
+        return DPT_FAIL(DPT_ERR_ARG, "%s: empty data set (%zu samples x %zu features)",
+                        name ? name : "data set", n_samples, n_features);
+    }
+    set->features = features;
+    set->labels = labels;
+    set->n_samples = n_samples;
+    set->n_features = n_features;
+    set->feature_type = type;
+    set->shape[0] = n_features <= INT_MAX ? (int)n_features : 0;
+    set->shape[1] = set->shape[2] = 1;
+    dpt_dataset_count_classes(set);
+    return DPT_OK;
+}
+
+void *dpt_dataset_rows(dpt_dataset *set, size_t first)
+{
+    return (unsigned char *)set->features +
+           first * set->n_features * dpt_dataset_feature_size(set->feature_type);
 }
 
 dpt_status dpt_dataset_load(dpt_dataset *set, const char *images_path, const char *labels_path)
@@ -49,35 +116,38 @@ dpt_status dpt_dataset_from_idx(dpt_dataset *set, dpt_idx *images, dpt_idx *labe
     set->n_samples = images->dims[0];
     set->n_features = images->count / images->dims[0];
     dpt_idx_sample_shape(images, set->shape);
+    set->feature_type = DPT_FEATURES_U8;
     set->features = images->data; /* ownership moves to the data set */
     set->labels = labels->data;
     images->data = labels->data = NULL;
     dpt_idx_free(images);
     dpt_idx_free(labels);
-    set_classes(set);
+    dpt_dataset_count_classes(set);
+    return DPT_OK;
+}
+
+/* A copy of n_samples x n_features elements of `type` and their labels. */
+static dpt_status from_memory(dpt_dataset *set, dpt_feature_type type, const void *features,
+                              const uint8_t *labels, size_t n_samples, size_t n_features)
+{
+    dpt_status st = dpt_dataset_alloc(set, type, n_samples, n_features, NULL);
+    if (st != DPT_OK) return st;
+    memcpy(set->features, features, n_samples * n_features * dpt_dataset_feature_size(type));
+    memcpy(set->labels, labels, n_samples);
+    dpt_dataset_count_classes(set);
     return DPT_OK;
 }
 
 dpt_status dpt_dataset_from_arrays(dpt_dataset *set, const uint8_t *features,
                                    const uint8_t *labels, size_t n_samples, size_t n_features)
 {
-    memset(set, 0, sizeof *set);
-    if (n_samples == 0 || n_features == 0)
-        return DPT_FAIL(DPT_ERR_ARG, "empty data set (%zu samples x %zu features)", n_samples, n_features);
-    set->features = malloc(n_samples * n_features);
-    set->labels = malloc(n_samples);
-    if (!set->features || !set->labels) {
-        dpt_dataset_free(set);
-        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a %zu x %zu data set", n_samples, n_features);
-    }
-    memcpy(set->features, features, n_samples * n_features);
-    memcpy(set->labels, labels, n_samples);
-    set->n_samples = n_samples;
-    set->n_features = n_features;
-    set->shape[0] = (int)n_features;
-    set->shape[1] = set->shape[2] = 1;
-    set_classes(set);
-    return DPT_OK;
+    return from_memory(set, DPT_FEATURES_U8, features, labels, n_samples, n_features);
+}
+
+dpt_status dpt_dataset_from_floats(dpt_dataset *set, const float *features,
+                                   const uint8_t *labels, size_t n_samples, size_t n_features)
+{
+    return from_memory(set, DPT_FEATURES_F32, features, labels, n_samples, n_features);
 }
 
 void dpt_dataset_free(dpt_dataset *set)
@@ -90,11 +160,28 @@ void dpt_dataset_free(dpt_dataset *set)
 void dpt_dataset_gather(const dpt_dataset *set, const uint32_t *indices, size_t count,
                         dpt_real *x, uint8_t *y)
 {
+    const size_t nf = set->n_features;
     const dpt_real scale = (dpt_real)(1.0 / 255.0);
     for (size_t i = 0; i < count; i++) {
-        const uint8_t *src = set->features + (size_t)indices[i] * set->n_features;
-        dpt_real *dst = x + i * set->n_features;
-        for (size_t f = 0; f < set->n_features; f++) dst[f] = (dpt_real)src[f] * scale;
+        const size_t row = (size_t)indices[i] * nf;
+        dpt_real *dst = x + i * nf;
+        switch (set->feature_type) {
+        case DPT_FEATURES_U8: {
+            const uint8_t *src = (const uint8_t *)set->features + row;
+            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f] * scale;
+            break;
+        }
+        case DPT_FEATURES_F32: {
+            const float *src = (const float *)set->features + row;
+            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
+            break;
+        }
+        case DPT_FEATURES_F64: {
+            const double *src = (const double *)set->features + row;
+            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
+            break;
+        }
+        }
         y[i] = set->labels[indices[i]];
     }
 }
