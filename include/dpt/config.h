@@ -1,6 +1,6 @@
 /* dpt/config.h - the run configuration: INI sections the user can read.
  *
- *   [data]  where the IDX files are
+ *   [data]  the data files (IDX, NumPy .npy or CSV) and how to read them
  *   [model] trunk layers, loss, initialization, batch-norm default
  *   [head.NAME] (optional, repeatable) a task head: layers, loss, weight, labels
  *   [train] epochs, per-rank batch size, seed, ragged-batch policy
@@ -51,6 +51,10 @@ typedef struct dpt_config {
         char train_labels[DPT_PATH_MAX];
         char test_images[DPT_PATH_MAX];
         char test_labels[DPT_PATH_MAX];
+        int format;       /* dpt_data_format (dpt/data.h) of the *_images files */
+        char label_column[DPT_PATH_MAX]; /* CSV: index (negative from the end),
+                                            header name, or "none" */
+        int csv_header;   /* DPT_CSV_HEADER_AUTO, _YES or _NO (dpt/data.h) */
     } data;
     struct {
         /* trunk from [model] layers; heads from [head.NAME] sections in

@@ -91,26 +91,15 @@ dpt_status cli_print_agreed_error(const dpt_comm *comm, dpt_status st)
 dpt_status cli_load_set(const dpt_config *cfg, const char *features, const char *labels,
                         dpt_dataset *set)
 {
-    char features_path[2 * DPT_PATH_MAX], labels_path[2 * DPT_PATH_MAX];
+    char features_path[2 * DPT_PATH_MAX], labels_path[2 * DPT_PATH_MAX] = "";
     dpt_config_data_path(cfg, features, features_path, sizeof features_path);
-    if (labels && labels[0] != '\0') {
-        dpt_config_data_path(cfg, labels, labels_path, sizeof labels_path);
-        return dpt_dataset_load(set, features_path, labels_path);
-    }
-    /* no labels (prediction): every sample gets label 0 */
-    dpt_idx images, zeros;
-    memset(&zeros, 0, sizeof zeros);
-    dpt_status st = dpt_idx_read(&images, features_path);
-    if (st != DPT_OK) return st;
-    zeros.ndim = 1;
-    zeros.dims[0] = images.ndim > 0 ? images.dims[0] : 0;
-    zeros.count = zeros.dims[0];
-    zeros.data = calloc(zeros.count ? zeros.count : 1, 1);
-    if (!zeros.data) {
-        dpt_idx_free(&images);
-        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the labels of %s", features_path);
-    }
-    return dpt_dataset_from_idx(set, &images, &zeros, features_path, "(no labels)");
+    /* labels: a file; "" (a CSV file's label column); NULL: none, every label 0 */
+    if (labels && labels[0] != '\0') dpt_config_data_path(cfg, labels, labels_path, sizeof labels_path);
+    dpt_load_options options = {(dpt_data_format)cfg->data.format, cfg->data.label_column,
+                                cfg->data.csv_header};
+    /* every rank of the job is here: a .npy file is read in shares over them */
+    return dpt_dataset_load_any(set, MPI_COMM_WORLD, features_path, labels ? labels_path : NULL,
+                                &options);
 }
 
 dpt_status cli_load_data(const dpt_config *cfg, dpt_dataset *train, dpt_dataset *test)

@@ -22,6 +22,7 @@
  * settings) that buffer is a 4096-byte heap line, else inih's 200 bytes.
  */
 #include "dpt/config.h"
+#include "dpt/data.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -103,6 +104,12 @@ static const char *schedule_name_at(int i)
     return i >= 0 && i < DPT_SCHED_COUNT_ ? dpt_schedule_name((dpt_schedule_kind)i) : NULL;
 }
 
+static const char *const format_names[] = {
+    [DPT_FORMAT_AUTO] = "auto", [DPT_FORMAT_IDX] = "idx", [DPT_FORMAT_NPY] = "npy",
+    [DPT_FORMAT_CSV] = "csv", [DPT_FORMAT_CSV + 1] = NULL};
+static const char *const csv_header_names[] = {
+    [DPT_CSV_HEADER_AUTO] = "auto", [DPT_CSV_HEADER_YES] = "true", [DPT_CSV_HEADER_NO] = "false",
+    [DPT_CSV_HEADER_NO + 1] = NULL};
 static const char *const scaling_names[] = {"none", "linear", NULL};
 static const char *const nonfinite_names[] = {"skip", "abort", NULL};
 static const char *const overlap_names[] = {"false", "true", "auto", NULL};
@@ -129,6 +136,7 @@ _Static_assert(sizeof(dpt_optim_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_progress_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(dpt_curvature_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(((dpt_config *)0)->data.format) == sizeof(int), "enum size");
 
 #define LAYERS_EXAMPLE "512 relu, 256 relu, 10"
 #define OFF(field) offsetof(dpt_config, field)
@@ -139,17 +147,34 @@ static const key_spec keys[] = {
      .def = "/usr/share/datasets/fashion-mnist", .aliases = "data_dir path root",
      .help = "directory that relative file names below are taken from", .offset = OFF(data.dir)},
     {.section = "data", .key = "train_images", .type = T_STRING,
-     .def = "train-images-idx3-ubyte.gz", .aliases = "train train_data",
-     .help = "IDX file (.gz allowed) of the training images", .offset = OFF(data.train_images)},
-    {.section = "data", .key = "train_labels", .type = T_STRING,
+     .def = "train-images-idx3-ubyte.gz", .aliases = "train train_data train_features",
+     .help = "training features: IDX (.gz allowed), NumPy .npy (float32, float64, or uint8 "
+             "scaled to [0, 1]) or CSV (.csv, .csv.gz; one sample per line, its label in "
+             "label_column)", .offset = OFF(data.train_images)},
+    {.section = "data", .key = "train_labels", .type = T_STRING, .flags = F_EMPTY_OK,
      .def = "train-labels-idx1-ubyte.gz",
-     .help = "IDX file of the training labels", .offset = OFF(data.train_labels)},
+     .help = "training labels: IDX or .npy (integers 0..255); empty for a CSV file with a label "
+             "column (left out, it is empty for one)", .offset = OFF(data.train_labels)},
     {.section = "data", .key = "test_images", .type = T_STRING,
-     .def = "t10k-images-idx3-ubyte.gz", .aliases = "test test_data",
-     .help = "IDX file of the test images", .offset = OFF(data.test_images)},
-    {.section = "data", .key = "test_labels", .type = T_STRING,
+     .def = "t10k-images-idx3-ubyte.gz", .aliases = "test test_data test_features",
+     .help = "test features, in the training features' format", .offset = OFF(data.test_images)},
+    {.section = "data", .key = "test_labels", .type = T_STRING, .flags = F_EMPTY_OK,
      .def = "t10k-labels-idx1-ubyte.gz",
-     .help = "IDX file of the test labels", .offset = OFF(data.test_labels)},
+     .help = "test labels, as train_labels", .offset = OFF(data.test_labels)},
+    {.section = "data", .key = "format", .type = T_ENUM, .def = "auto", .names = format_names,
+     .aliases = "file_format data_format type",
+     .help = "format of the *_images files (auto: by name, .npy, .csv or .csv.gz, else IDX); "
+             "a labels file is known by its name unless this is idx or npy",
+     .offset = OFF(data.format)},
+    {.section = "data", .key = "label_column", .type = T_STRING, .def = "0",
+     .aliases = "label_col target target_column label labels_column y",
+     .help = "CSV: the label column, an index from 0 (negative from the end: -1 is the last), "
+             "a header name, or none (every column a feature; labels from *_labels)",
+     .offset = OFF(data.label_column)},
+    {.section = "data", .key = "csv_header", .type = T_ENUM, .def = "auto",
+     .names = csv_header_names, .aliases = "header has_header",
+     .help = "CSV: the first row names the columns (auto: when one of its cells is not a number)",
+     .offset = OFF(data.csv_header)},
 
     {.section = "model", .key = "layers", .type = T_LAYERS, .flags = F_REQUIRED,
      .def = LAYERS_EXAMPLE, .aliases = "layer hidden hidden_layers architecture trunk",
@@ -458,7 +483,7 @@ typedef struct section_spec {
 
 /* In the order dpt_config_write and --help show them. */
 static const section_spec sections[] = {
-    {"data", 0, "dataset datasets files input", "where the IDX files are"},
+    {"data", 0, "dataset datasets files input", "the data files (IDX, .npy, CSV) and how to read them"},
     {"model", 0, "net network nn", "trunk layers, loss, initialization, batch-norm default"},
     {"head", 1, "heads task tasks outputs",
      "a task head (optional, repeatable; NAME: 1..31 of a-z 0-9 _)"},
@@ -1472,6 +1497,22 @@ static int key_given(const parse_ctx *ctx, int i)
     return ctx->file_line[0][i] != 0 || ctx->overridden[0][i];
 }
 
+/* A CSV file with a label column carries its labels: a labels key that
+ * still names the default IDX file (left out, or kept from a copy of
+ * configs/default.ini) is empty for it. Any other labels file stays, and
+ * loading the data says that two sources of labels are one too many. */
+static void csv_labels_default(dpt_config *cfg)
+{
+    if (strcmp(cfg->data.label_column, "none") == 0) return;
+    char *images[2] = {cfg->data.train_images, cfg->data.test_images};
+    char *labels[2] = {cfg->data.train_labels, cfg->data.test_labels};
+    const char *keys_of[2] = {"train_labels", "test_labels"};
+    for (int i = 0; i < 2; i++)
+        if (dpt_data_format_of((dpt_data_format)cfg->data.format, images[i]) == DPT_FORMAT_CSV &&
+            strcmp(labels[i], find_key("data", keys_of[i])->def) == 0)
+            labels[i][0] = '\0';
+}
+
 /* After everything is applied, so that an override can supply a key the
  * file lacks, and lr_final follows an overridden lr. Heads have no
  * required keys. */
@@ -1486,6 +1527,7 @@ static dpt_status finish(parse_ctx *ctx)
             memcpy((char *)ctx->cfg + k->offset, &(double){ctx->cfg->optim.lr / 100.0},
                    sizeof(double));
     }
+    csv_labels_default(ctx->cfg);
     const dpt_config *cfg = ctx->cfg;
     if (cfg->ensemble.members > 1 && dpt_optim_is_second_order(cfg->optim.method))
         return DPT_FAIL(DPT_ERR_CONFIG, "%s: [ensemble] members = %d needs a first-order [optim] "
