@@ -87,8 +87,8 @@ void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
     cli_human_bytes(b[3], sizeof b[3], mem->buffers);
     cli_human_bytes(b[4], sizeof b[4], mem->total);
     int second_order = dpt_optim_is_second_order(cfg->optim.method);
-    printf("memory per rank with %d rank%s (estimate of dptrain's own arrays; MPI and the libraries "
-           "add about 60-100 MiB):\n", ranks, ranks > 1 ? "s" : "");
+    printf("memory per rank with %d rank%s (dptrain's own arrays; MPI, whose allreduce may hold one "
+           "more gradient, and OpenBLAS add 10-40 MiB: bench/memory_bench.sh):\n", ranks, ranks > 1 ? "s" : "");
     printf("  %-58s %12s\n", "model: parameters, gradients, activations, workspaces", b[0]);
     char what[128];
     if (second_order)
