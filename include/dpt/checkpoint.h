@@ -124,6 +124,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dpt/build_config.h"
 #include "dpt/error.h"
 
 #define DPT_CKPT_MAX_DIMS 8                     /* rank of a tensor, at most */

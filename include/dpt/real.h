@@ -4,11 +4,15 @@
  * float or double, and the macros below pick the matching CBLAS routine and
  * MPI datatype so that no other file needs an #if on precision.
  * Sums, norms and dot products accumulate in double regardless (dpt_acc).
+ * The choice is recorded in the generated dpt/build_config.h (DPT_DOUBLE),
+ * which is installed with these headers.
  */
 #ifndef DPT_REAL_H
 #define DPT_REAL_H
 
 #include <cblas.h>
+
+#include "dpt/build_config.h"
 
 typedef double dpt_acc; /* accumulator for reductions, always double */
 
