@@ -256,6 +256,7 @@ void dpt_report_epoch(dpt_reporter *rep, const dpt_progress *p, const dpt_eval *
     cJSON_AddNumberToObject(rec, "test_accuracy", test->accuracy);
     cJSON_AddNumberToObject(rec, "lr", p->lr);
     cJSON_AddNumberToObject(rec, "epoch_s", epoch_seconds);
+    cJSON_AddNumberToObject(rec, "elapsed_s", p->elapsed_seconds); /* as in step records */
     cJSON_AddNumberToObject(rec, "samples_per_s", samples_per_second);
     add_heads(rec, "test_heads", rep->model, test);
     emit(rep, rec);
