@@ -181,6 +181,10 @@ dpt_status dpt_dataset_load_any(dpt_dataset *set, MPI_Comm comm, const char *fea
  * .npy file, (n,) or (n, 1), as malloc'ed bytes (each 0..255). */
 dpt_status dpt_npy_load_features(dpt_dataset *set, MPI_Comm comm, const char *path);
 dpt_status dpt_npy_load_labels(uint8_t **labels, size_t *n, MPI_Comm comm, const char *path);
+/* Tests: the bytes per MPI call of those reads, exchanges and broadcasts
+ * (default and upper bound 1 GiB; 0 restores it), so that small files
+ * take several rounds. */
+void dpt_data_set_piece_bytes(size_t bytes);
 /* Serial CSV parse of a plain or gzipped file (what rank 0 does). */
 dpt_status dpt_csv_read(dpt_dataset *set, const char *path, const dpt_load_options *options);
 /* The same from text in memory; `name` names it in messages. */

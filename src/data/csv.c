@@ -164,14 +164,17 @@ static dpt_status split_cells(csv_state *s)
     return DPT_OK;
 }
 
-/* A finite number filling the whole cell. */
+/* A number filling the whole cell (blanks around it allowed: a quoted
+ * cell keeps its blanks); 2 if it is finite, 1 if not (nan, inf, 1e999). */
 static int parse_number(const char *cell, double *value)
 {
-    if (*cell == '\0') return 0;
     char *end;
     errno = 0;
     *value = strtod(cell, &end);
-    return *end == '\0' && isfinite(*value);
+    if (end == cell) return 0;
+    while (*end == ' ' || *end == '\t') end++;
+    if (*end != '\0') return 0;
+    return isfinite(*value) ? 2 : 1;
 }
 
 static dpt_status cell_error(const csv_state *s, size_t col, const char *what)
@@ -275,7 +278,7 @@ static dpt_status data_row(csv_state *s)
     uint8_t label = 0;
     for (size_t c = 0; c < s->n_cells; c++) {
         double v;
-        if (!parse_number(s->cells[c], &v))
+        if (parse_number(s->cells[c], &v) != 2)
             return cell_error(s, c, *s->cells[c] ? "is not a finite number" : "empty cell");
         if ((long)c == s->label) {
             if (!(v >= 0 && v <= 255 && v == floor(v)))

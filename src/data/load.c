@@ -11,8 +11,16 @@
 
 #include "dpt/dist.h"
 
-/* Bytes per MPI call (read, exchange, broadcast): counts are ints. */
-#define PIECE_BYTES ((size_t)1 << 30)
+/* Bytes per MPI call (read, exchange, broadcast): counts are ints. Tests
+ * make it small to run the rounds on small files. */
+#define DEFAULT_PIECE_BYTES ((size_t)1 << 30)
+static size_t piece_bytes = DEFAULT_PIECE_BYTES;
+#define PIECE_BYTES piece_bytes
+
+void dpt_data_set_piece_bytes(size_t bytes)
+{
+    piece_bytes = bytes > 0 && bytes <= DEFAULT_PIECE_BYTES ? bytes : DEFAULT_PIECE_BYTES;
+}
 
 const char *dpt_data_format_name(dpt_data_format format)
 {
