@@ -62,9 +62,9 @@ if (( rc != 0 )); then fail "the test cluster starts" "$WORK/start.out"; finish;
 ok "a private Slurm cluster is up in $(elapsed) s ($(tail -1 "$WORK/start.out" | sed 's/^cluster: //'))"
 export SLURM_CONF=$BASE/slurm.conf
 
-steps=300
+steps=400
 config=$TOP/configs/default.ini
-args=(--set "train.max_steps=$steps" --set train.batch_size=32 --set log.progress=lines --set log.every=20
+args=(--set "train.max_steps=$steps" --set train.batch_size=32 --set log.progress=lines --set log.every=10
       --set log.metrics= --set checkpoint.every_seconds=0 --set checkpoint.at_end=true)
 final=$(printf 'ckpt-%012d.safetensors' $steps)
 
@@ -81,12 +81,13 @@ submit() {
 job_field() { # JOBID FIELD -> value from scontrol show job
   timeout 10 scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
 }
-# wait_steps NAME JOBID : until the job's output shows step 40 (a few steps
-# trained, well before the end); 60 s at most
+# wait_steps NAME JOBID : until the job's output shows step 20 (training has
+# begun, and the end is far: the signal takes ~0.15 s, 20-25 steps on a quiet
+# machine, and 380 steps take >= 1.5 s); 60 s at most
 wait_steps() {
   local out=$WORK/$1/dptrain-$2.out
   for _ in $(seq 600); do
-    grep -Eq "step 40/[0-9]+ \(40/$steps\)" "$out" 2>/dev/null && return 0
+    grep -Eq "step 20/[0-9]+ \(20/$steps\)" "$out" 2>/dev/null && return 0
     [[ $(job_field "$2" JobState) =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$ ]] && return 1
     sleep 0.1
   done
@@ -114,9 +115,9 @@ for name in srun mpirun; do
   [[ -n "$jid" ]] || continue
   out=$WORK/$name/dptrain-$jid.out
   if wait_steps "$name" "$jid"; then
-    ok "$name: job $jid is running and has trained 40 steps ($(elapsed) s)"
+    ok "$name: job $jid is running and has trained 20 steps ($(elapsed) s)"
   else
-    fail "$name: job $jid did not reach step 40 (state $(job_field "$jid" JobState))" "$out"; continue
+    fail "$name: job $jid did not reach step 20 (state $(job_field "$jid" JobState))" "$out"; continue
   fi
   if timeout 10 scancel --signal=USR1 --batch "$jid"; then ok "$name: preempted: scancel --signal=USR1 --batch $jid"
   else fail "$name: scancel --signal=USR1 --batch $jid"; fi

@@ -15,11 +15,17 @@
 #      exits with status 3;
 #   3. on status 3 requeues the job (`scontrol requeue`): it runs again with
 #      the same job id, so the same DIR, and `--resume auto` continues from
-#      the newest checkpoint that verifies (bit for bit, same rank count).
+#      the newest checkpoint that verifies (bit for bit, same rank count);
+#   4. on SIGTERM (scancel JOBID, or the time limit itself) forwards nothing:
+#      Slurm signals the ranks itself and they checkpoint; the job is not
+#      requeued (a cancelled job stays cancelled).
 # A fresh job with no checkpoint in DIR starts from scratch, so the same
 # command serves the first run and every rerun.
 #
 # Environment (sbatch passes the submitting shell's environment on):
+#   DPT_REPO         the repository, read by the .sbatch files (Slurm runs a
+#                    copy of them from its spool directory); default: the
+#                    submit directory or the nearest parent holding launch/slurm
 #   DPTRAIN          the binary (default: build/dptrain of this repository;
 #                    on several nodes it must be on a shared file system)
 #   DPT_LAUNCHER     srun (default) or mpirun
