@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dpt/data.h"
 #include "dpt/model.h"
+#include "dpt/npy.h"
 #include "dpt/optim.h"
 #include "inspect.h"
 
@@ -105,26 +107,59 @@ void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
     printf("  %-58s %12s\n", "total", b[4]);
 }
 
-/* The per-sample shape and sample counts from the files' headers, without
- * reading the data. */
-static dpt_status read_sizes(const dpt_config *cfg, int shape[3], cli_set_size *train, cli_set_size *test)
+/* Per-sample shape (as the loaders make it) from an array's dimensions:
+ * N x H x W is (1, H, W), N x C x H x W is (C, H, W), else (features, 1, 1). */
+static void sample_shape(int ndim, const size_t *dims, int shape[3])
+{
+    size_t features = 1;
+    for (int d = 1; d < ndim; d++) features *= dims[d];
+    shape[0] = (int)features, shape[1] = shape[2] = 1;
+    if (ndim == 3) shape[0] = 1, shape[1] = (int)dims[1], shape[2] = (int)dims[2];
+    if (ndim == 4) shape[0] = (int)dims[1], shape[1] = (int)dims[2], shape[2] = (int)dims[3];
+}
+
+/* A set's size and per-sample shape: from the header of an IDX or .npy
+ * file without reading the data; a CSV file is parsed (it has no header
+ * that gives its size). */
+static dpt_status read_size(const dpt_config *cfg, const char *name, int shape[3], cli_set_size *size)
 {
     char path[2 * DPT_PATH_MAX];
-    dpt_config_data_path(cfg, cfg->data.train_images, path, sizeof path);
-    dpt_idx header;
-    dpt_status st = dpt_idx_read_header(&header, path);
-    if (st != DPT_OK) return st;
-    dpt_idx_sample_shape(&header, shape);
-    train->samples = header.ndim ? header.dims[0] : 0;
-    train->features = (size_t)shape[0] * shape[1] * shape[2];
-    train->feature_bytes = 1;
-    dpt_config_data_path(cfg, cfg->data.test_images, path, sizeof path);
-    st = dpt_idx_read_header(&header, path);
-    if (st != DPT_OK) return st;
-    test->samples = header.ndim ? header.dims[0] : 0;
-    test->features = header.ndim && header.dims[0] ? header.count / header.dims[0] : 0;
-    test->feature_bytes = 1;
+    dpt_config_data_path(cfg, name, path, sizeof path);
+    dpt_data_format format = dpt_data_format_of((dpt_data_format)cfg->data.format, path);
+    size_t dims[DPT_NPY_MAX_DIMS] = {0};
+    int ndim = 0;
+    dpt_status st = DPT_OK;
+    if (format == DPT_FORMAT_NPY) {
+        dpt_npy_header h;
+        if ((st = dpt_npy_read_header(&h, path)) != DPT_OK) return st;
+        ndim = h.ndim;
+        memcpy(dims, h.shape, sizeof(size_t) * (size_t)h.ndim);
+        size->feature_bytes = h.dtype == DPT_NPY_U1 ? 1 : h.dtype == DPT_NPY_F4 ? 4 : sizeof(dpt_real);
+    } else if (format == DPT_FORMAT_CSV) {
+        dpt_load_options options = {format, cfg->data.label_column, cfg->data.csv_header};
+        dpt_dataset set;
+        if ((st = dpt_csv_read(&set, path, &options)) != DPT_OK) return st;
+        ndim = 2, dims[0] = set.n_samples, dims[1] = set.n_features;
+        size->feature_bytes = dpt_dataset_feature_size(set.feature_type);
+        dpt_dataset_free(&set);
+    } else {
+        dpt_idx header;
+        if ((st = dpt_idx_read_header(&header, path)) != DPT_OK) return st;
+        ndim = header.ndim;
+        for (int d = 0; d < ndim && d < DPT_NPY_MAX_DIMS; d++) dims[d] = header.dims[d];
+        size->feature_bytes = 1;
+    }
+    sample_shape(ndim, dims, shape);
+    size->samples = ndim ? dims[0] : 0;
+    size->features = (size_t)shape[0] * shape[1] * shape[2];
     return DPT_OK;
+}
+
+static dpt_status read_sizes(const dpt_config *cfg, int shape[3], cli_set_size *train, cli_set_size *test)
+{
+    int test_shape[3];
+    dpt_status st = read_size(cfg, cfg->data.train_images, shape, train);
+    return st == DPT_OK ? read_size(cfg, cfg->data.test_images, test_shape, test) : st;
 }
 
 static dpt_status inspect(const dpt_config *cfg, int ranks)

@@ -250,7 +250,7 @@ static void set_size_of(const dpt_dataset *set, cli_set_size *size)
 {
     size->samples = set->n_samples;
     size->features = set->n_features;
-    size->feature_bytes = 1;
+    size->feature_bytes = dpt_dataset_feature_size(set->feature_type);
 }
 
 static void print_data_line(const char *what, const dpt_config *cfg, const char *features,
