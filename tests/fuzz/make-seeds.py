@@ -8,6 +8,9 @@ only; the files are committed, so this is needed only to change them):
                   the image file, then it, then the label file
   fuzz_checkpoint/ small checkpoints in the format of include/dpt/checkpoint.h
                   (safetensors with CRC32s)
+  fuzz_npy/       small .npy files as np.save writes them (every dtype,
+                  versions 1.0, 2.0, 3.0, a scalar, an empty array)
+  fuzz_csv/       CSV texts behind an options byte (header, label column)
 
 The seeds of fuzz_config (configs/*.ini and a few handmade files),
 fuzz_overrides and fuzz_layers are plain text, kept as they are.
@@ -102,7 +105,42 @@ def checkpoint_seeds():
     put("fuzz_checkpoint", "metadata-only.safetensors", checkpoint([], {"step": "0"}))
 
 
+def npy(descr, shape, data, version=1):
+    """A .npy file as NumPy 1.24 writes it (dict, growth room, 64-byte alignment)."""
+    dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
+    text = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
+    if shape:
+        text += " " * (21 - len(str(shape[0])))
+    prefix = 10 if version == 1 else 12
+    pad = 64 - (prefix + len(text) + 1) % 64
+    text = (text + " " * pad + "\n").encode()
+    size = struct.pack("<H" if version == 1 else "<I", len(text))
+    return b"\x93NUMPY" + bytes([version, 0]) + size + text + data
+
+
+def npy_seeds():
+    put("fuzz_npy", "f4-2x3.npy", npy("<f4", [2, 3], struct.pack("<6f", 0, 0.5, 1, -2, 3.25, 1e-3)))
+    put("fuzz_npy", "u1-2x2x2.npy", npy("|u1", [2, 2, 2], bytes(range(8))))
+    put("fuzz_npy", "i8-4.npy", npy("<i8", [4], struct.pack("<4q", 3, 1, 4, -1)))
+    put("fuzz_npy", "f8-v2.npy", npy("<f8", [2], struct.pack("<2d", 1.5, -2.5), version=2))
+    put("fuzz_npy", "i4-v3.npy", npy("<i4", [1, 2], struct.pack("<2i", 7, -7), version=3))
+    put("fuzz_npy", "u2-scalar.npy", npy("<u2", [], struct.pack("<H", 513)))
+    put("fuzz_npy", "f4-empty.npy", npy("<f4", [0, 5], b""))
+    for descr, fmt in [("|i1", "<2b"), ("<i2", "<2h"), ("<u4", "<2I"), ("<u8", "<2Q")]:
+        put("fuzz_npy", "%s-2.npy" % descr[1:], npy(descr, [2], struct.pack(fmt, 1, 2)))
+
+
+def csv_seeds():
+    put("fuzz_csv", "header-label-first", b"\x00label,a,b\n3,0.5,-1\n1,2e-3,4\n")
+    put("fuzz_csv", "no-header-crlf", b"\x00" + b"3,0.5,-1\r\n\r\n1,2e-3,4\r\n")
+    put("fuzz_csv", "label-last", b"\x01x,y,class\n0.25,1,2\n0.75,0,0\n")
+    put("fuzz_csv", "label-by-name-quoted", b"\x02\"label\",\"f \"\"1\"\"\"\n\"2\", \" 1.5 \"\n")
+    put("fuzz_csv", "no-label-header-yes", b"\x07" + b"1,2,3\n4,5,6\n")
+
+
 if __name__ == "__main__":
     idx_seeds()
     dataset_seeds()
     checkpoint_seeds()
+    npy_seeds()
+    csv_seeds()
