@@ -272,9 +272,10 @@ static dpt_status parse_prefix(dpt_npy_header *h, const unsigned char *b, size_t
 dpt_status dpt_npy_parse_header(dpt_npy_header *h, const void *buf, size_t len, const char *name)
 {
     memset(h, 0, sizeof *h);
-    const unsigned char *b = buf;
+    static const unsigned char nothing[1];
+    const unsigned char *b = buf ? buf : nothing;
     if (!name) name = "(memory)";
-    if (!b) len = 0;
+    if (!buf) len = 0;
     dpt_status st = parse_prefix(h, b, len, name);
     if (st != DPT_OK) return st;
     size_t prefix = h->major == 1 ? DPT_NPY_PREFIX_V1 : DPT_NPY_PREFIX_V2;
