@@ -68,7 +68,8 @@ enum {
     F_MIN_OPEN = 4,     /* real: min itself is not allowed */
     F_MAX_OPEN = 8,     /* real: max itself is not allowed */
     F_NO_MAX = 16,      /* number: no upper bound (besides the type's) */
-    F_DEFAULT_LR100 = 32 /* lr_final: defaults to lr / 100, resolved at the end */
+    F_DEFAULT_LR100 = 32, /* lr_final: defaults to lr / 100, resolved at the end */
+    F_NOT_PATH = 64       /* string: a word, not a file name (for --help) */
 };
 
 typedef struct key_spec {
@@ -154,10 +155,11 @@ static const key_spec keys[] = {
     {.section = "data", .key = "train_labels", .type = T_STRING, .flags = F_EMPTY_OK,
      .def = "train-labels-idx1-ubyte.gz",
      .help = "training labels: IDX or .npy (integers 0..255); empty for a CSV file with a label "
-             "column (left out, it is empty for one)", .offset = OFF(data.train_labels)},
+             "column (beside one, the default IDX name counts as empty)",
+     .offset = OFF(data.train_labels)},
     {.section = "data", .key = "test_images", .type = T_STRING,
      .def = "t10k-images-idx3-ubyte.gz", .aliases = "test test_data test_features",
-     .help = "test features, in the training features' format", .offset = OFF(data.test_images)},
+     .help = "test features: IDX, .npy or CSV, as train_images", .offset = OFF(data.test_images)},
     {.section = "data", .key = "test_labels", .type = T_STRING, .flags = F_EMPTY_OK,
      .def = "t10k-labels-idx1-ubyte.gz",
      .help = "test labels, as train_labels", .offset = OFF(data.test_labels)},
@@ -166,7 +168,7 @@ static const key_spec keys[] = {
      .help = "format of the *_images files (auto: by name, .npy, .csv or .csv.gz, else IDX); "
              "a labels file is known by its name unless this is idx or npy",
      .offset = OFF(data.format)},
-    {.section = "data", .key = "label_column", .type = T_STRING, .def = "0",
+    {.section = "data", .key = "label_column", .type = T_STRING, .flags = F_NOT_PATH, .def = "0",
      .aliases = "label_col target target_column label labels_column y",
      .help = "CSV: the label column, an index from 0 (negative from the end: -1 is the last), "
              "a header name, or none (every column a feature; labels from *_labels)",
@@ -703,8 +705,9 @@ static void describe_allowed(const key_spec *k, char *buf, size_t size)
     const char *names[ENUM_MAX + 1];
     switch (k->type) {
     case T_STRING:
-        snprintf(buf, size, "%s", (k->flags & F_EMPTY_OK) ? "a file name (empty: none)"
-                                                          : "a non-empty path");
+        snprintf(buf, size, "%s", (k->flags & F_NOT_PATH) ? "a non-empty word"
+                                  : (k->flags & F_EMPTY_OK) ? "a file name (empty: none)"
+                                                            : "a non-empty path");
         break;
     case T_INT:
     case T_LONG:
