@@ -103,7 +103,8 @@ final_line() { grep '^final test accuracy' "$WORK/$1.out" | sed 's/ (.*//'; }
 
 train idx train-images.idx train-labels.idx test-images.idx test-labels.idx
 train npy-u8 train-u8.npy train-y.npy test-u8.npy test-y.npy
-train npy-f32 train-f32.npy train-y.npy test-f32.npy test-y.npy
+train npy-f32 train-f32.npy train-y.npy test-f32.npy test-y.npy --set checkpoint.dir="$WORK/ck-f32" \
+  --set checkpoint.at_end=true
 train csv train.csv "" test.csv.gz ""
 if [[ -n $(final_line idx) && $(final_line idx) == "$(final_line npy-u8)" ]]; then
   ok ".npy uint8 equals IDX exactly ($(final_line idx))"
@@ -120,6 +121,37 @@ run_ranks 2 "$WORK/forced.out" train "${common[@]}" --set train.max_steps=5 --se
   --set data.train_images=train-u8.bin --set data.train_labels=train-y.bin \
   --set data.test_images=test-u8.bin --set data.test_labels=test-y.bin
 expect_status "format = npy reads .bin names" 0 "$WORK/forced.out"
+
+# ---------------------------------------------------------------- the .npy-trained model back in NumPy
+# export writes the weights as .npy files; NumPy loads them, checks their
+# shapes against the layers, and its own forward pass on test-f32.npy gives
+# the test loss dptrain's eval prints for the same checkpoint
+ckpt=$(ls "$WORK"/ck-f32/*.safetensors 2>/dev/null | tail -n 1)
+"$DPTRAIN" export "$ckpt" --output "$WORK/weights" >"$WORK/export.out" 2>&1; status=$?
+expect_status "export of the .npy-trained model" 0 "$WORK/export.out"
+run_ranks 2 "$WORK/eval.json" eval "$ckpt" --features "$D/test-f32.npy" --labels "$D/test-y.npy" --json
+expect_status "eval on test-f32.npy" 0 "$WORK/eval.json"
+if "$PY" - "$WORK" "$D" >"$WORK/numpy.out" 2>&1 <<'EOF'
+import json, sys, numpy as np
+work, data = sys.argv[1], sys.argv[2]
+m = json.load(open(f'{work}/weights/manifest.json'))
+w = {t['name']: np.load(f"{work}/weights/{t['file']}") for t in m['tensors']}
+want = {'trunk.0.dense.weight': (512, 784), 'trunk.0.dense.bias': (512,), 'trunk.2.dense.weight': (256, 512),
+        'trunk.4.dense.weight': (10, 256), 'trunk.4.dense.bias': (10,)}
+for name, shape in want.items():
+    assert w[name].shape == shape, (name, w[name].shape)
+x, y = np.load(f'{data}/test-f32.npy').astype(np.float64), np.load(f'{data}/test-y.npy')
+h = np.maximum(x @ w['trunk.0.dense.weight'].T + w['trunk.0.dense.bias'], 0)
+h = np.maximum(h @ w['trunk.2.dense.weight'].T + w['trunk.2.dense.bias'], 0)
+z = h @ w['trunk.4.dense.weight'].T + w['trunk.4.dense.bias']
+z -= z.max(1, keepdims=True)
+loss = float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]))
+ev = json.loads(open(f'{work}/eval.json').read().strip().splitlines()[-1])
+assert abs(loss - ev['loss']) < 1e-4 * abs(ev['loss']), (loss, ev['loss'])
+print(f'NumPy loss {loss:.6f}, dptrain eval {ev["loss"]:.6f}')
+EOF
+then ok "exported weights load in NumPy with the layers' shapes; NumPy's test loss equals eval's ($(tail -n 1 "$WORK/numpy.out"))"
+else fail "NumPy check of the exported weights" "$WORK/numpy.out"; fi
 
 # ---------------------------------------------------------------- bad files
 # bad NAME TRAIN_X TRAIN_Y PATTERN [more --set ...]: exit 2, one error line
