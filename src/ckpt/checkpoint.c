@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "dpt/file.h"
+
 #define HEADER_CRC_KEY "\"crc32.header\":\""   /* located in the raw header bytes */
 #define HEADER_CRC_KEY_LEN (sizeof HEADER_CRC_KEY - 1)
 #define CRC_PREFIX "crc32."
@@ -378,38 +380,6 @@ dpt_status dpt_ckpt_add_meta_int(dpt_ckpt_writer *w, const char *key, int64_t va
     return dpt_ckpt_add_meta(w, key, text);
 }
 
-/* 0 or an errno */
-static int write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t written = write(fd, p, chunk);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (written == 0) return ENOSPC;
-        p += written;
-        n -= (size_t)written;
-    }
-    return 0;
-}
-
-/* what a failed write most likely means, for the message */
-static const char *write_hint(int err)
-{
-    switch (err) {
-    case ENOSPC: return " (disk full)";
-    case EFBIG: return " (file size limit, ulimit -f, or file too large)";
-#ifdef EDQUOT
-    case EDQUOT: return " (disk quota exceeded)";
-#endif
-    case EIO: return " (device error)";
-    default: return "";
-    }
-}
-
 /* The header of w with the tensors in file order `order`, their offsets
  * and CRCs; padded with spaces to a multiple of 8 bytes, with its own CRC. */
 static dpt_status build_header(const dpt_ckpt_writer *w, const size_t *order, const size_t *begin,
@@ -463,15 +433,6 @@ static dpt_status build_header(const dpt_ckpt_writer *w, const size_t *order, co
     return DPT_OK;
 }
 
-/* the directory part of path ("." when there is none) */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 dpt_status dpt_ckpt_write_atomic(const dpt_ckpt_writer *w, const char *path)
 {
     if (!w || !path || !*path) return DPT_FAIL(DPT_ERR_ARG, "checkpoint: no writer or no path");
@@ -483,8 +444,7 @@ dpt_status dpt_ckpt_write_atomic(const dpt_ckpt_writer *w, const char *path)
     size_t *order = calloc(n + 1, sizeof *order), *begin = calloc(n + 1, sizeof *begin);
     uint32_t *crc = calloc(n + 1, sizeof *crc);
     sbuf header = {0};
-    char *tmp = NULL, *dir = NULL;
-    int fd = -1, created = 0, renamed = 0;
+    dpt_file_piece *pieces = NULL;
     if (!order || !begin || !crc) {
         status = DPT_FAIL(DPT_ERR_NOMEM, "checkpoint %s: out of memory", path);
         goto cleanup;
@@ -507,64 +467,25 @@ dpt_status dpt_ckpt_write_atomic(const dpt_ckpt_writer *w, const char *path)
     status = build_header(w, order, begin, crc, path, &header);
     if (status != DPT_OK) goto cleanup;
 
-    size_t tmp_size = strlen(path) + 32;
-    tmp = malloc(tmp_size);
-    dir = dir_of(path);
-    if (!tmp || !dir) {
+    unsigned char length[8];
+    for (int b = 0; b < 8; b++) length[b] = (unsigned char)((uint64_t)header.len >> (8 * b));
+    pieces = malloc(sizeof *pieces * (n + 2));
+    if (!pieces) {
         status = DPT_FAIL(DPT_ERR_NOMEM, "checkpoint %s: out of memory", path);
         goto cleanup;
     }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        status = DPT_FAIL(DPT_ERR_IO, "checkpoint %s not written: cannot create %s: %s", path, tmp,
-                          strerror(errno));
-        goto cleanup;
-    }
-    created = 1;
-
-    unsigned char length[8];
-    for (int b = 0; b < 8; b++) length[b] = (unsigned char)((uint64_t)header.len >> (8 * b));
-    int err = write_all(fd, length, 8);
-    if (!err) err = write_all(fd, header.p, header.len);
-    for (k = 0; k < n && !err; k++) err = write_all(fd, w->tensors[order[k]].data, w->tensors[order[k]].bytes);
-    if (!err && fsync(fd) != 0) err = errno;
-    if (err) {
-        status = DPT_FAIL(DPT_ERR_IO, "checkpoint %s not written: writing %s failed: %s%s; the previous "
-                          "checkpoint, if any, is intact", path, tmp, strerror(err), write_hint(err));
-        goto cleanup;
-    }
-    int closed = close(fd);
-    fd = -1;
-    if (closed != 0) {
-        err = errno;
-        status = DPT_FAIL(DPT_ERR_IO, "checkpoint %s not written: closing %s failed: %s%s; the previous "
-                          "checkpoint, if any, is intact", path, tmp, strerror(err), write_hint(err));
-        goto cleanup;
-    }
-    if (rename(tmp, path) != 0) {
-        status = DPT_FAIL(DPT_ERR_IO, "checkpoint %s not written: cannot rename %s to it: %s", path, tmp,
-                          strerror(errno));
-        goto cleanup;
-    }
-    renamed = 1;
-    /* the rename itself must reach the disk */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL)) {
-        status = DPT_FAIL(DPT_ERR_IO, "checkpoint %s written, but syncing its directory %s failed: %s",
-                          path, dir, strerror(errno));
-    }
-    if (dfd >= 0) close(dfd);
+    pieces[0] = (dpt_file_piece){length, 8};
+    pieces[1] = (dpt_file_piece){header.p, header.len};
+    for (k = 0; k < n; k++) pieces[k + 2] = (dpt_file_piece){w->tensors[order[k]].data, w->tensors[order[k]].bytes};
+    status = dpt_file_write_atomic(path, pieces, n + 2, "checkpoint",
+                                   "; the previous checkpoint, if any, is intact");
 
 cleanup:
-    if (fd >= 0) close(fd);
-    if (created && !renamed) unlink(tmp);
     free(order);
     free(begin);
     free(crc);
     free(header.p);
-    free(tmp);
-    free(dir);
+    free(pieces);
     return status;
 }
 

@@ -35,6 +35,29 @@ static int config_text_problem(const char *text, size_t length, const char *path
     return 0;
 }
 
+/* Rank 0's text[0..length) (length < 0: it has none, and text is freed)
+ * to every rank, NUL-terminated; NULL on every rank when rank 0 has none or
+ * a rank is out of memory. Collective. */
+static char *share_text(const dpt_comm *comm, char *text, long length, char *why, size_t why_size)
+{
+    MPI_Bcast(&length, 1, MPI_LONG, 0, comm->comm);
+    if (length < 0) {
+        free(text);
+        return NULL;
+    }
+    if (comm->rank != 0) text = malloc((size_t)length + 1);
+    int ok = text != NULL, all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm->comm);
+    if (!all_ok) {
+        snprintf(why, why_size, "out of memory for the config text");
+        free(text);
+        return NULL;
+    }
+    MPI_Bcast(text, (int)length, MPI_CHAR, 0, comm->comm);
+    text[length] = '\0';
+    return text;
+}
+
 /* Rank 0 reads the file; every rank receives its text (NULL if unreadable,
  * with the reason in `why` on rank 0). */
 static char *broadcast_config_text(const dpt_comm *comm, const char *path, char *why, size_t why_size)
@@ -55,22 +78,7 @@ static char *broadcast_config_text(const dpt_comm *comm, const char *path, char 
             fclose(file);
         }
     }
-    MPI_Bcast(&length, 1, MPI_LONG, 0, comm->comm);
-    if (length < 0) {
-        free(text);
-        return NULL;
-    }
-    if (comm->rank != 0) text = malloc((size_t)length + 1);
-    int ok = text != NULL, all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm->comm);
-    if (!all_ok) {
-        snprintf(why, why_size, "out of memory for the config text");
-        free(text);
-        return NULL;
-    }
-    MPI_Bcast(text, (int)length, MPI_CHAR, 0, comm->comm);
-    text[length] = '\0';
-    return text;
+    return share_text(comm, text, length, why, why_size);
 }
 
 /* After an agreed failure, the lowest rank that holds the real message (not
@@ -187,18 +195,7 @@ static char *broadcast_checkpoint_config(const dpt_comm *comm, const char *path,
             dpt_ckpt_free(&ck);
         }
     }
-    MPI_Bcast(&length, 1, MPI_LONG, 0, comm->comm);
-    if (length < 0) return NULL;
-    if (comm->rank != 0) text = malloc((size_t)length + 1);
-    int ok = text != NULL, all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm->comm);
-    if (!all_ok) {
-        snprintf(why, why_size, "out of memory for the config text");
-        free(text);
-        return NULL;
-    }
-    MPI_Bcast(text, (int)length + 1, MPI_CHAR, 0, comm->comm);
-    return text;
+    return share_text(comm, text, length, why, why_size);
 }
 
 int cli_load_checkpoint_config(const dpt_comm *comm, const cli_args *args, dpt_config *cfg)

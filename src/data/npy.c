@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dpt/file.h"
+
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
 static const struct {
@@ -457,48 +459,6 @@ size_t dpt_npy_format_header(char *out, size_t out_size, dpt_npy_dtype dtype, in
     return total;
 }
 
-static int write_all(int fd, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-        ssize_t written = write(fd, p, chunk);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (written == 0) return ENOSPC;
-        p += written;
-        n -= (size_t)written;
-    }
-    return 0;
-}
-
-static const char *write_hint(int err)
-{
-    switch (err) {
-    case ENOSPC: return " (disk full)";
-    case EFBIG: return " (file size limit, ulimit -f, or file too large)";
-#ifdef EDQUOT
-    case EDQUOT: return " (disk quota exceeded)";
-#endif
-    default: return "";
-    }
-}
-
-/* fsync of path's directory, so that the rename reaches the disk. */
-static int sync_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = !slash ? strdup(".") : slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-    if (!dir) return ENOMEM;
-    int err = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) err = errno;
-    if (fd >= 0) close(fd);
-    free(dir);
-    return err;
-}
-
 dpt_status dpt_npy_write(const char *path, dpt_npy_dtype dtype, int ndim, const size_t *shape,
                          const void *data)
 {
@@ -518,39 +478,6 @@ dpt_status dpt_npy_write(const char *path, dpt_npy_dtype dtype, int ndim, const 
 
     char header[1024];
     size_t header_len = dpt_npy_format_header(header, sizeof header, dtype, ndim, shape);
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (!tmp) return DPT_FAIL(DPT_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    dpt_status st = DPT_OK;
-    int created = 0, err = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st = DPT_FAIL(DPT_ERR_IO, "%s not written: cannot create %s: %s", path, tmp, strerror(errno));
-        goto cleanup;
-    }
-    created = 1;
-    err = write_all(fd, header, header_len);
-    if (!err) err = write_all(fd, data, bytes);
-    if (!err && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    fd = -1;
-    if (err) {
-        st = DPT_FAIL(DPT_ERR_IO, "%s not written: writing %s failed: %s%s", path, tmp, strerror(err),
-                      write_hint(err));
-        goto cleanup;
-    }
-    if (rename(tmp, path) != 0) {
-        st = DPT_FAIL(DPT_ERR_IO, "%s not written: cannot rename %s to it: %s", path, tmp, strerror(errno));
-        goto cleanup;
-    }
-    created = 0;
-    err = sync_dir_of(path);
-    if (err) st = DPT_FAIL(DPT_ERR_IO, "%s written, but syncing its directory failed: %s", path, strerror(err));
-
-cleanup:
-    if (fd >= 0) close(fd);
-    if (created) unlink(tmp);
-    free(tmp);
-    return st;
+    dpt_file_piece pieces[2] = {{header, header_len}, {data, bytes}};
+    return dpt_file_write_atomic(path, pieces, 2, "", "");
 }
