@@ -23,7 +23,7 @@ for model in "512 relu, 256 relu, 10|nesterov|false" "2048 relu, 2048 relu, 10|a
   IFS='|' read -r layers method shard <<<"$model"
   set_args=(--set "model.layers=$layers" --set optim.method=$method --set optim.shard_state=$shard)
   estimate=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$DPTRAIN" inspect --ranks $ranks \
-             "${set_args[@]}" | sed -n 's/^  total *\([0-9.]*\) \([KMG]\)iB$/\1 \2/p')
+             "${set_args[@]}" | sed -n 's/^  in all *\([0-9.]*\) \([KMG]\)iB$/\1 \2/p')
   estimate=$(awk -v v="${estimate% *}" -v u="${estimate#* }" 'BEGIN { f = u == "K" ? 1/1024 : u == "G" ? 1024 : 1; printf "%.1f", v * f }')
   peaks=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 timeout -k 10 600 \
           mpirun -n $ranks --oversubscribe -x OPENBLAS_NUM_THREADS bash hwm.sh "$DPTRAIN" train "${set_args[@]}" \

@@ -104,7 +104,7 @@ void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
     printf("  %-58s %12s\n", what, b[1]);
     printf("  %-58s %12s\n", "data: training and test sets (each rank holds both)", b[2]);
     printf("  %-58s %12s\n", "batch and evaluation buffers, the permutation", b[3]);
-    printf("  %-58s %12s\n", "total", b[4]);
+    printf("  %-58s %12s\n", "in all", b[4]);
 }
 
 /* Per-sample shape (as the loaders make it) from an array's dimensions:
