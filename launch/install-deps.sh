@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what dptrain needs to build, test and train, if it is missing.
 #
-#   bash launch/install-deps.sh [--no-data] [--tests] [--checkers]
+#   bash launch/install-deps.sh [--no-data] [--tests] [--bench] [--checkers]
 #
 # --tests adds what only the test suite needs (tests/run.sh passes it): a
 # real Slurm scheduler (slurmctld, slurmd, slurm-client, munge), network
 # namespaces (iproute2) and NumPy (python3-numpy) to check .npy files.
+# --bench adds the peers bench/compare.sh measures dptrain against (PyTorch,
+# SciPy, scikit-learn from Debian: python3-torch, python3-scipy,
+# python3-sklearn) and perf (linux-perf) for profiles.
 # --checkers adds the tools of CI's checking stages (.ci/run): clang with
 # libFuzzer (clang, libclang-rt-14-dev) and valgrind.
 #
@@ -15,13 +18,14 @@
 # to point CMake at a copy installed elsewhere; exit status 1 if any is missing.
 set -euo pipefail
 
-want_data=1 want_checkers=0 want_tests=0
+want_data=1 want_checkers=0 want_tests=0 want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --no-data) want_data=0 ;;
     --tests) want_tests=1 ;;
+    --bench) want_bench=1 ;;
     --checkers) want_checkers=1 ;;
-    *) echo "install-deps: unknown option $arg (use --no-data, --tests, --checkers)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown option $arg (use --no-data, --tests, --bench, --checkers)" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +42,12 @@ if (( want_tests )); then
     "slurmctld:cmd:slurmctld" "slurmd:cmd:slurmd" "slurm-client:cmd:sbatch" "munge:cmd:munged"
     "iproute2:cmd:ip" "python3-numpy:file:/usr/lib/python3/dist-packages/numpy/__init__.py"
   )
+fi
+if (( want_bench )); then
+  py=/usr/lib/python3/dist-packages
+  packages+=("python3-numpy:file:$py/numpy/__init__.py" "python3-torch:file:$py/torch/__init__.py"
+    "python3-scipy:file:$py/scipy/__init__.py" "python3-sklearn:file:$py/sklearn/__init__.py"
+    "linux-perf:cmd:perf")
 fi
 # clang's libFuzzer runtime is only recommended by clang, so it is named here
 if (( want_checkers )); then
@@ -90,6 +100,7 @@ On Debian as root:
   apt-get install libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libopenblas-dev \
     libcunit1-dev zlib1g-dev libinih-dev libcjson-dev pkg-config cmake dataset-fashion-mnist
   (with --tests also: slurmctld slurmd slurm-client munge iproute2 python3-numpy;
+   with --bench also: python3-torch python3-scipy python3-sklearn linux-perf;
    with --checkers also: clang libclang-rt-14-dev valgrind)
 MSG
 } >&2
