@@ -109,6 +109,7 @@ typedef struct dpt_trainer {
     dpt_fault fault;
     int stats_ready;           /* layer_stats holds this step's statistics */
     dpt_layer_stat *layer_stats; /* [model layers] */
+    double *layer_sums;        /* [3 x model layers] their sums over ranks (no allocation per step) */
     size_t local_count;        /* samples of this rank in the current step */
     struct dpt_diagnostics *diag; /* [diagnostics] state (src/train/diagnose.h); NULL: off */
     int diag_ready;            /* the last step produced diagnostics (rank 0 reports them) */

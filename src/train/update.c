@@ -56,7 +56,9 @@ static dpt_status setup_reducer(dpt_trainer *t)
 dpt_status dpt_update_setup(dpt_trainer *t)
 {
     t->layer_stats = calloc((size_t)t->model.n_layers + 1, sizeof(dpt_layer_stat));
-    if (!t->layer_stats) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
+    t->layer_sums = calloc(3 * (size_t)t->model.n_layers + 1, sizeof(double));
+    if (!t->layer_stats || !t->layer_sums)
+        return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
     dpt_status st = dpt_sharder_create(&t->sharder, &t->comm, t->model.n_params, SHARD_PIECE_ELEMS);
     if (st != DPT_OK) return st;
     t->slice_lo = t->sharder.lo;
@@ -87,9 +89,10 @@ void dpt_update_teardown(dpt_trainer *t)
 {
     dpt_reducer_destroy(&t->reducer);
     dpt_sharder_destroy(&t->sharder);
-    free(t->slice_buf), free(t->layer_stats), free(t->reducer_segment_of_layer);
+    free(t->slice_buf), free(t->layer_stats), free(t->layer_sums), free(t->reducer_segment_of_layer);
     t->slice_buf = NULL;
     t->layer_stats = NULL;
+    t->layer_sums = NULL;
     t->reducer_segment_of_layer = NULL;
 }
 
@@ -233,8 +236,8 @@ static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
 {
     const dpt_model *m = &t->model;
     size_t lo = t->slice_lo, hi = lo + t->slice_n;
-    double *sums = calloc(3 * (size_t)m->n_layers, sizeof(double));
-    if (!sums) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for layer statistics");
+    double *sums = t->layer_sums;
+    memset(sums, 0, sizeof(double) * 3 * (size_t)m->n_layers);
     for (int i = 0; i < m->n_layers; i++) {
         const dpt_layer *l = &m->layers[i];
         size_t a = l->param_offset, b = a + l->n_weights + l->n_bias;
@@ -250,7 +253,6 @@ static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
         s->weight_norm = sqrt(sums[3 * i + 1]);
         s->update_ratio = s->weight_norm > 0 ? sqrt(sums[3 * i + 2]) / s->weight_norm : 0;
     }
-    free(sums);
     t->stats_ready = st == DPT_OK;
     return st;
 }
