@@ -9,6 +9,15 @@
  * solvers running on every rank take identical decisions. Curvature may use
  * a subsample of the batch (Martens 2010: the gradient stays exact). Every
  * call is collective.
+ *
+ * Softmax regression (a model of one dense layer under softmax
+ * cross-entropy, the data set's labels unmapped) takes a fast path chosen by
+ * dpt_oracle_create: the same f, gradient and products (Hessian and
+ * Gauss-Newton coincide for it) up to rounding, with the stored features
+ * read once per call in cache-sized blocks, the softmax probabilities of
+ * the last evaluated point kept for the products, and the rank's samples
+ * split over the BLAS threads (src/solve/oracle_softmax.h). The environment
+ * variable DPT_ORACLE_GENERAL=1 keeps the general path (to measure it).
  */
 #ifndef DPT_ORACLE_H
 #define DPT_ORACLE_H
@@ -16,6 +25,8 @@
 #include "dpt/data.h"
 #include "dpt/dist.h"
 #include "dpt/model.h"
+
+typedef struct dpt_softmax_oracle dpt_softmax_oracle;
 
 typedef struct dpt_oracle {
     dpt_comm comm;
@@ -31,6 +42,8 @@ typedef struct dpt_oracle {
     uint32_t *index;
     dpt_curvature_ws ws;
     long evals, products;      /* calls so far */
+    dpt_softmax_oracle *fast;  /* the softmax-regression path, or NULL: the general one */
+    dpt_real *reduce_buf;      /* fast path: [n_params + 1] the gradient and f (one reduction in double) */
 } dpt_oracle;
 
 /* The batch is samples [batch_lo, batch_lo + batch_n) of set, split over
@@ -39,6 +52,9 @@ typedef struct dpt_oracle {
 dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, const dpt_dataset *set,
                              size_t batch_lo, size_t batch_n, double curvature_fraction, double l2);
 void dpt_oracle_destroy(dpt_oracle *o);
+/* Drops the fast path (if any): every later call takes the general path.
+ * Local. For tests that compare the two. */
+void dpt_oracle_use_general_path(dpt_oracle *o);
 
 /* f and g[n_params] at theta. */
 dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f, dpt_real *g);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "oracle_softmax.h"
+
 dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, const dpt_dataset *set,
                              size_t batch_lo, size_t batch_n, double curvature_fraction, double l2)
 {
@@ -40,12 +42,24 @@ dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, con
         if (l->spec.kind != DPT_LAYER_BATCHNORM) memset(o->is_weight + l->param_offset, 1, l->n_weights);
     }
     st = dpt_curvature_ws_create(&o->ws, model);
+    if (st == DPT_OK) st = dpt_softmax_oracle_create(&o->fast, o);
+    if (st == DPT_OK && o->fast && !(o->reduce_buf = malloc(sizeof(dpt_real) * (n + 1))))
+        st = DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the oracle");
     if (st != DPT_OK) dpt_oracle_destroy(o);
     return st;
 }
 
+void dpt_oracle_use_general_path(dpt_oracle *o)
+{
+    dpt_softmax_oracle_destroy(o->fast);
+    free(o->reduce_buf);
+    o->fast = NULL;
+    o->reduce_buf = NULL;
+}
+
 void dpt_oracle_destroy(dpt_oracle *o)
 {
+    dpt_oracle_use_general_path(o);
     dpt_curvature_ws_destroy(&o->ws);
     free(o->is_weight), free(o->batch_x), free(o->batch_y), free(o->index);
     memset(o, 0, sizeof *o);
@@ -64,30 +78,54 @@ static void gather(dpt_oracle *o, size_t done, size_t n)
     dpt_dataset_gather(o->set, o->index, n, o->batch_x, o->batch_y);
 }
 
+/* The fast path's sums in reduce_buf[n] and *loss, summed over ranks: in
+ * one reduction when the loss fits a real without loss (a double build). */
+static dpt_status reduce_fast(dpt_oracle *o, double *loss)
+{
+    size_t n = o->model->n_params;
+    if (sizeof(dpt_real) < sizeof(double)) {
+        dpt_status st = dpt_allreduce_sum_acc(&o->comm, loss, 1);
+        return st == DPT_OK ? dpt_allreduce_sum_real(&o->comm, o->reduce_buf, n) : st;
+    }
+    o->reduce_buf[n] = (dpt_real)*loss;
+    dpt_status st = dpt_allreduce_sum_real(&o->comm, o->reduce_buf, n + 1);
+    *loss = (double)o->reduce_buf[n];
+    return st;
+}
+
 dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f, dpt_real *g)
 {
     dpt_model *m = o->model;
     size_t n = m->n_params, chunk = (size_t)m->max_batch;
     set_point(o, theta);
-    memset(m->grads, 0, sizeof(dpt_real) * n);
-    dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
-    dpt_batch_metrics metrics;
-    memset(&metrics, 0, sizeof metrics);
-    for (size_t done = 0; done < o->count; done += chunk) {
-        size_t b = o->count - done < chunk ? o->count - done : chunk;
-        gather(o, done, b);
-        dpt_model_forward_backward(m, o->batch_x, o->batch_y, (int)b, &ctx, &metrics);
+    double loss;
+    const dpt_real *sum = m->grads;
+    dpt_status st;
+    if (o->fast) {
+        dpt_softmax_oracle_value_grad(o->fast, m->params, &loss, o->reduce_buf);
+        st = reduce_fast(o, &loss);
+        sum = o->reduce_buf;
+    } else {
+        memset(m->grads, 0, sizeof(dpt_real) * n);
+        dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
+        dpt_batch_metrics metrics;
+        memset(&metrics, 0, sizeof metrics);
+        for (size_t done = 0; done < o->count; done += chunk) {
+            size_t b = o->count - done < chunk ? o->count - done : chunk;
+            gather(o, done, b);
+            dpt_model_forward_backward(m, o->batch_x, o->batch_y, (int)b, &ctx, &metrics);
+        }
+        loss = metrics.total;
+        st = dpt_allreduce_sum_acc(&o->comm, &loss, 1);
+        if (st == DPT_OK) st = dpt_allreduce_sum_real(&o->comm, m->grads, n);
     }
-    double loss = metrics.total;
-    dpt_status st = dpt_allreduce_sum_acc(&o->comm, &loss, 1);
-    if (st == DPT_OK) st = dpt_allreduce_sum_real(&o->comm, m->grads, n);
     if (st != DPT_OK) return st;
     double penalty = 0;
     const dpt_real inv = (dpt_real)(1.0 / o->n_total), l2 = (dpt_real)o->l2;
     for (size_t i = 0; i < n; i++) {
         dpt_real w = o->is_weight[i] ? m->params[i] : 0;
         penalty += (double)w * w;
-        g[i] = m->grads[i] * inv + l2 * w;
+        g[i] = sum[i] * inv + l2 * w;
     }
     *f = loss / o->n_total + 0.5 * o->l2 * penalty;
     o->evals++;
@@ -100,12 +138,16 @@ dpt_status dpt_oracle_curvature(dpt_oracle *o, const dpt_real *theta, const dpt_
     dpt_model *m = o->model;
     size_t n = m->n_params, chunk = (size_t)m->max_batch;
     set_point(o, theta);
-    memset(out, 0, sizeof(dpt_real) * n);
-    for (size_t done = 0; done < o->curv_count; done += chunk) {
-        size_t b = o->curv_count - done < chunk ? o->curv_count - done : chunk;
-        gather(o, done, b);
-        dpt_status st = dpt_model_curvature_product(m, &o->ws, o->batch_x, o->batch_y, (int)b, v, out, kind);
-        if (st != DPT_OK) return st;
+    if (o->fast) {
+        dpt_softmax_oracle_curvature(o->fast, m->params, v, out);
+    } else {
+        memset(out, 0, sizeof(dpt_real) * n);
+        for (size_t done = 0; done < o->curv_count; done += chunk) {
+            size_t b = o->curv_count - done < chunk ? o->curv_count - done : chunk;
+            gather(o, done, b);
+            dpt_status st = dpt_model_curvature_product(m, &o->ws, o->batch_x, o->batch_y, (int)b, v, out, kind);
+            if (st != DPT_OK) return st;
+        }
     }
     dpt_status st = dpt_allreduce_sum_real(&o->comm, out, n);
     if (st != DPT_OK) return st;
