@@ -4,7 +4,9 @@
  * P-rank run follows the 1-rank run (MPI_COMM_SELF) iterate for iterate;
  * every rank ends with the same theta, bit for bit; L-BFGS with its history
  * sharded over P ranks follows serial two-loop L-BFGS in one process. On a small tanh MLP
- * (nonconvex) L-BFGS and Newton-CG lower the loss without NaN. Run under
+ * (nonconvex) L-BFGS and Newton-CG lower the loss without NaN. Newton-CG's
+ * CG forcing is the residual rule on the convex problem and Martens' rule on
+ * the MLP. Run under
  * mpirun with 1, 2 and 3 ranks on 103 samples (uneven shares). */
 #include <math.h>
 #include <string.h>
@@ -307,6 +309,45 @@ static void test_mlp_nonconvex(void)
     }
 }
 
+/* Newton-CG's CG forcing: on softmax regression (convex) the default picks
+ * the residual rule and on the tanh MLP the progress rule (the same
+ * iterates as asking for them); both rules reach the softmax minimum, and
+ * damping 0 with the residual rule needs no more products than Martens'
+ * rule. */
+static void test_newton_cg_forcing(void)
+{
+    static run_result aut, res, prog, mlp_auto, mlp_prog;
+    dpt_solve_params p;
+    softmax_params(&p, DPT_SOLVE_NEWTON_CG);
+    p.lambda0 = 0;
+    run(&aut, MPI_COMM_WORLD, "4", 1, &p);
+    p.cg_forcing = DPT_CG_FORCING_RESIDUAL;
+    run(&res, MPI_COMM_WORLD, "4", 1, &p);
+    p.cg_forcing = DPT_CG_FORCING_PROGRESS;
+    run(&prog, MPI_COMM_WORLD, "4", 1, &p);
+    print_run("newton-cg, damping 0, residual rule", &res);
+    print_run("newton-cg, damping 0, progress rule", &prog);
+    CU_ASSERT(fixture_all_ranks(aut.status == DPT_OK && res.status == DPT_OK && prog.status == DPT_OK));
+    CU_ASSERT(aut.report.products == res.report.products && aut.report.f == res.report.f);
+    CU_ASSERT(memcmp(aut.theta, res.theta, sizeof(dpt_real) * res.n) == 0);
+    CU_ASSERT(res.report.gnorm_inf < G_TOL && prog.report.gnorm_inf < G_TOL);
+    CU_ASSERT(fabs(res.report.f - prog.report.f) <= F_REL_TOL * fabs(prog.report.f));
+    CU_ASSERT(res.report.products <= prog.report.products);
+    CU_ASSERT(same_on_all_ranks(res.theta, res.n));
+
+    dpt_solve_params_init(&p);
+    p.method = DPT_SOLVE_NEWTON_CG;
+    p.max_iter = 10;
+    run(&mlp_auto, MPI_COMM_WORLD, "6 tanh, 4", 0, &p);
+    p.cg_forcing = DPT_CG_FORCING_PROGRESS;
+    run(&mlp_prog, MPI_COMM_WORLD, "6 tanh, 4", 0, &p);
+    CU_ASSERT(fixture_all_ranks(mlp_auto.status == DPT_OK && mlp_prog.status == DPT_OK));
+    CU_ASSERT(mlp_auto.report.products == mlp_prog.report.products && mlp_auto.report.f == mlp_prog.report.f);
+    p.cg_forcing = (dpt_cg_forcing)7;
+    run(&mlp_prog, MPI_COMM_WORLD, "6 tanh, 4", 0, &p);
+    CU_ASSERT_EQUAL(mlp_prog.status, DPT_ERR_ARG);
+}
+
 /* Limits and bad parameters. */
 static void test_limits_and_args(void)
 {
@@ -349,6 +390,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "newton: syrk and column assembly agree, CG and Cholesky solves",
                 test_newton_variants);
     CU_add_test(suite, "tanh MLP: L-BFGS and Newton-CG lower f", test_mlp_nonconvex);
+    CU_add_test(suite, "newton-cg: CG forcing by convexity", test_newton_cg_forcing);
     CU_add_test(suite, "limits and bad parameters", test_limits_and_args);
     int status = fixture_run(world_rank);
     MPI_Finalize();

@@ -46,6 +46,20 @@ typedef enum dpt_newton_solver {
                                 (possibly subsampled, possibly stale) matrix */
 } dpt_newton_solver;
 
+/* When Newton-CG's linear CG stops (besides cg_max_iter, a zero residual
+ * and non-positive curvature). */
+typedef enum dpt_cg_forcing {
+    DPT_CG_FORCING_AUTO = 0,  /* residual for a convex objective (a model of one dense layer:
+                                 the logits are linear in theta, every loss is convex in them),
+                                 progress otherwise */
+    DPT_CG_FORCING_PROGRESS,  /* Martens' relative-progress rule (M10 section 4.4) */
+    DPT_CG_FORCING_RESIDUAL   /* the progress rule, and the inexact-Newton residual rule
+                                 (Nocedal & Wright algorithm 7.1): |r|_2 <= eta |g|_2 with
+                                 eta = min(0.5, sqrt(|g|_2)), or the undamped residual
+                                 -g - C d (the first-order gradient after the full step)
+                                 within half the gradient tolerance in the inf-norm */
+} dpt_cg_forcing;
+
 typedef enum dpt_solve_stop {
     DPT_SOLVE_STOP_NONE = 0,   /* not stopped (or an error status was returned) */
     DPT_SOLVE_STOP_GTOL,       /* ||g||_inf <= gtol max(1, ||x||_inf), or <= gtol (gtol_absolute) */
@@ -81,6 +95,7 @@ typedef struct dpt_solve_params {
     double warm_decay;        /* warm start d0 = warm_decay d_prev, in [0, 1] (default 0.95) */
     int cg_precondition;      /* 1: Martens' diagonal preconditioner
                                  M = (diag(empirical Fisher) + lambda)^0.75 (default 0) */
+    dpt_cg_forcing cg_forcing; /* default DPT_CG_FORCING_AUTO */
     dpt_curvature_kind curvature; /* Newton-CG and Newton: default DPT_CURV_GAUSS_NEWTON; Newton
                                      assembles G from factored Jacobian rows with p?syrk and the
                                      exact Hessian column by column from Hv products (n products:

@@ -157,6 +157,9 @@ typedef dpt_status (*dpt_solve_search_fn)(dpt_phi_fn, void *, double, double, do
 dpt_status dpt_solve_search(dpt_solve_ctx *c, dpt_solve_search_fn search, double dphi0,
                             double alpha_init, dpt_linesearch_result *res, int *ok);
 
+/* The bound of the gradient test, gtol or gtol max(1, |x|_inf). */
+double dpt_solve_gtol_bound(const dpt_solve_ctx *c);
+
 /* ||v||_inf and ||v||_2 (double accumulation) */
 double dpt_solve_norm_inf(const dpt_real *v, size_t n);
 double dpt_solve_norm2(const dpt_real *v, size_t n);

@@ -147,11 +147,11 @@ static dpt_status check_params(const dpt_solve_params *p)
         return DPT_FAIL(DPT_ERR_ARG, "solve: lbfgs memory %d must be >= 1", p->lbfgs_m);
     if (p->method == DPT_SOLVE_NEWTON_CG &&
         (p->cg_max_iter < 1 || !(p->lambda0 >= 0) || !(p->cg_eps > 0) ||
-         !(p->warm_decay >= 0 && p->warm_decay <= 1) ||
+         !(p->warm_decay >= 0 && p->warm_decay <= 1) || (unsigned)p->cg_forcing > DPT_CG_FORCING_RESIDUAL ||
          (p->curvature != DPT_CURV_HESSIAN && p->curvature != DPT_CURV_GAUSS_NEWTON)))
         return DPT_FAIL(DPT_ERR_ARG,
                         "solve: Newton-CG needs cg_max_iter >= 1 (%d), lambda0 >= 0 (%g), "
-                        "cg_eps > 0 (%g), warm_decay in [0, 1] (%g), a known curvature kind",
+                        "cg_eps > 0 (%g), warm_decay in [0, 1] (%g), a known CG forcing and curvature kind",
                         p->cg_max_iter, p->lambda0, p->cg_eps, p->warm_decay);
     if (p->method == DPT_SOLVE_NEWTON &&
         (!(p->newton_alpha0 >= 0) || p->cg_max_iter < 1 ||
@@ -228,11 +228,14 @@ static dpt_status alloc_ctx(dpt_solve_ctx *c)
     return st;
 }
 
+double dpt_solve_gtol_bound(const dpt_solve_ctx *c)
+{
+    return c->p.gtol * (c->p.gtol_absolute ? 1.0 : fmax(1.0, dpt_solve_norm_inf(c->x, c->n)));
+}
+
 static dpt_solve_stop check_stop(const dpt_solve_ctx *c, double f_prev, long calls)
 {
-    double gmax = dpt_solve_norm_inf(c->g, c->n);
-    double scale = c->p.gtol_absolute ? 1.0 : fmax(1.0, dpt_solve_norm_inf(c->x, c->n));
-    if (gmax <= c->p.gtol * scale) return DPT_SOLVE_STOP_GTOL;
+    if (dpt_solve_norm_inf(c->g, c->n) <= dpt_solve_gtol_bound(c)) return DPT_SOLVE_STOP_GTOL;
     if (c->iter > 0 && f_prev - c->f <= c->p.ftol * fmax(1.0, fabs(f_prev)))
         return DPT_SOLVE_STOP_FTOL;
     if (c->iter >= c->p.max_iter) return DPT_SOLVE_STOP_MAX_ITER;
