@@ -138,16 +138,48 @@ echo
 # --- one timed run --------------------------------------------------------------
 # timed KEY LABEL COMMAND...: runs COMMAND holding the benchmark lock, with the
 # load average read right before; COMMAND prints one JSON object (its result)
-# on its last stdout line; appends {"key", "load", "result"} to $runs.
+# on its last stdout line; appends {"key", "load", "others", "steal",
+# "kept", "result"} to $runs. "others": the cores that processes other than
+# this run kept busy during it, on average (/proc/stat's busy time of all
+# CPUs minus the CPU time of the run's own processes, over its wall time);
+# "steal": the cores the hypervisor took. A run is disturbed when others
+# exceed DISTURBED (default 0.25 cores), also a run on one core: the other
+# processes are not bound to the idle core and take turns on the run's;
+# it is then repeated, at most RETRIES (default 2) more times, and the
+# table uses the last attempt ("kept"); every attempt is printed.
+disturbed=${DISTURBED:-0.25} retries=${RETRIES:-2}
+cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat; }
+# user + system seconds of this shell's waited-for descendants, from the output
+# of the builtin `times` (run in this shell: a subshell would count its own)
+children_cpu() { tail -n 1 "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+                                         printf "%.3f\n", t }'; }
 timed() {
   local key=$1 label=$2; shift 2
-  local out="$work/out.txt" load status=0
+  local attempt
+  for ((attempt = 0; attempt <= retries; attempt++)); do
+    timed_once "$key" "$label$( ((attempt)) && echo " (again: disturbed)")" $((attempt == retries)) "$@" && return 0
+  done
+}
+timed_once() { # KEY LABEL LAST COMMAND...: status 1 if disturbed and not LAST
+  local key=$1 label=$2 last=$3; shift 3
+  local out="$work/out.txt" load status=0 busy0 steal0 busy1 steal1 own0 own1 t0 t1
   exec 9>>/tmp/dpt-bench.lock
   flock 9
   load=$(cut -d' ' -f1-3 /proc/loadavg)
+  times >"$work/times0"
+  read -r busy0 steal0 < <(cpu_jiffies)
+  t0=$(date +%s.%N)
   "$@" >"$out" 2>"$work/err.txt" 9>&- || status=$?
+  t1=$(date +%s.%N)
+  read -r busy1 steal1 < <(cpu_jiffies)
+  times >"$work/times1"
   flock -u 9
   exec 9>&-
+  own0=$(children_cpu "$work/times0") own1=$(children_cpu "$work/times1")
+  local others steal kept=true
+  others=$(awk -v b="$((busy1 - busy0))" -v o0="$own0" -v o1="$own1" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { v = (b / 100 - (o1 - o0)) / (t1 - t0); printf "%.2f", v < 0 ? 0 : v }')
+  steal=$(awk -v s="$((steal1 - steal0))" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.2f", s / 100 / (t1 - t0) }')
   local result
   result=$(tail -n 1 "$out")
   if ((status != 0)) || [[ $result != "{"* ]]; then
@@ -155,10 +187,13 @@ timed() {
     failures=$((failures + 1))
     return 0
   fi
-  printf '{"key":"%s","load":"%s","result":%s}\n' "$key" "$load" "$result" >>"$runs"
-  "$py" - "$label" "$load" "$result" <<'EOF'
+  local again=0
+  if ((!last)) && awk -v o="$others" -v d="$disturbed" 'BEGIN { exit !(o > d) }'; then again=1 kept=false; fi
+  printf '{"key":"%s","load":"%s","others":%s,"steal":%s,"kept":%s,"result":%s}\n' "$key" "$load" "$others" \
+    "$steal" "$kept" "$result" >>"$runs"
+  "$py" - "$label" "$load" "$others" "$steal" "$result" <<'EOF'
 import json, sys
-label, load, r = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+label, load, others, steal, r = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
 if "samples_per_s" in r:
     s = f"{r['samples_per_s']:,.0f} samples/s"
 elif "s_ideal_per_rank" in r:
@@ -168,8 +203,9 @@ else:
     s = (f"{r['seconds']:.2f} s, {r.get('iterations')} iterations, {r.get('evals')} evaluations"
          + (f", {r['products']} products" if r.get("products") else "")
          + f", f {r['f']:.12f}, |g|inf {r['grad_inf']:.2e}")
-print(f"  [load {load}] {label}: {s}")
+print(f"  [load {load}; others {others}, steal {steal} cores] {label}: {s}")
 EOF
+  return $((again))
 }
 failures=0
 plural() { if (($1 == 1)); then echo "$1 $2"; else echo "$1 ${2}s"; fi; }
@@ -319,10 +355,10 @@ fi
 "$py" - "$runs" "$gtol" "$solve_n" "$work/objective.json" <<'EOF' | tee "$work/table.md"
 import json, os, statistics, sys
 runs_file, gtol, solve_n, objective = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-runs = {}
+runs, dropped = {}, {}
 for line in open(runs_file):
     r = json.loads(line)
-    runs.setdefault(r["key"], []).append(r)
+    (runs if r.get("kept", True) else dropped).setdefault(r["key"], []).append(r)
 
 def med(key, field):
     v = [r["result"][field] for r in runs.get(key, []) if field in r["result"]]
@@ -330,7 +366,8 @@ def med(key, field):
 
 def loads(*keys):
     v = [float(r["load"].split()[0]) for k in keys for r in runs.get(k, []) if r["load"]]
-    return f"{min(v):.2f}-{max(v):.2f}" if v else "-"
+    o = [r["others"] for k in keys for r in runs.get(k, []) if "others" in r]
+    return (f"{min(v):.2f}-{max(v):.2f}" if v else "-") + (f"; {min(o):.2f}-{max(o):.2f}" if o else "")
 
 def n_runs(key):
     return len(runs.get(key, []))
@@ -398,12 +435,16 @@ for method, peer_key, peer_name in (("lbfgs", "softmax.scipy", "SciPy L-BFGS-B")
                 loads(f"softmax.dpt.{method}.{cfg}", peer_key))
 
 print("## dptrain against its peers and the hardware limit (medians)\n")
-print("| work item | dptrain | peer / limit | ratio | target | met? | load (1 min) |")
+print("| work item | dptrain | peer / limit | ratio | target | met? | load; others' cores |")
 print("|---|---|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
 
-print("\nruns per configuration: " + ", ".join(f"{k} {n_runs(k)}" for k in sorted(runs) if not k.endswith("verified")))
+print("\nruns per configuration (and repeated because disturbed): "
+      + ", ".join(f"{k} {n_runs(k)}" + (f" (+{len(dropped[k])})" if k in dropped else "")
+                  for k in sorted(runs) if not k.endswith("verified")))
+print("load: the 1-minute load average before each run (this script's previous run included); others' cores:"
+      " the CPU that other processes used during each run, in cores (0 = the run had the machine to itself)")
 
 sol = [k for k in runs if k.startswith("softmax.") and not k.endswith("verified")]
 if sol:
