@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/clones.h"
+
 void dpt_dataset_count_classes(dpt_dataset *set)
 {
     int largest = 0;
@@ -157,30 +159,48 @@ void dpt_dataset_free(dpt_dataset *set)
     memset(set, 0, sizeof *set);
 }
 
+/* One row of features as dpt_real. restrict: uint8_t is a character type,
+ * which may alias anything, so without it the compiler must assume each
+ * store into dst can change src and converts one byte at a time. */
+DPT_CLONES static void row_u8(dpt_real *restrict dst, const uint8_t *restrict src, size_t nf)
+{
+    const dpt_real scale = (dpt_real)(1.0 / 255.0);
+    for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f] * scale;
+}
+
+static void row_f32(dpt_real *restrict dst, const float *restrict src, size_t nf)
+{
+    for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
+}
+
+static void row_f64(dpt_real *restrict dst, const double *restrict src, size_t nf)
+{
+    for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
+}
+
+/* Asks for the cache lines of a row before they are read: the rows of a
+ * batch are scattered over the set, so each one starts with a cache miss
+ * that the hardware prefetcher cannot foresee. */
+static void prefetch_row(const dpt_dataset *set, uint32_t index)
+{
+    const size_t bytes = set->n_features * dpt_dataset_feature_size(set->feature_type);
+    const char *row = (const char *)set->features + (size_t)index * bytes;
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b);
+}
+
 void dpt_dataset_gather(const dpt_dataset *set, const uint32_t *indices, size_t count,
                         dpt_real *x, uint8_t *y)
 {
     const size_t nf = set->n_features;
-    const dpt_real scale = (dpt_real)(1.0 / 255.0);
+    enum { AHEAD = 2 }; /* rows in flight while one is converted */
+    for (size_t i = 0; i < count && i < AHEAD; i++) prefetch_row(set, indices[i]);
     for (size_t i = 0; i < count; i++) {
+        if (i + AHEAD < count) prefetch_row(set, indices[i + AHEAD]);
         const size_t row = (size_t)indices[i] * nf;
-        dpt_real *dst = x + i * nf;
         switch (set->feature_type) {
-        case DPT_FEATURES_U8: {
-            const uint8_t *src = (const uint8_t *)set->features + row;
-            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f] * scale;
-            break;
-        }
-        case DPT_FEATURES_F32: {
-            const float *src = (const float *)set->features + row;
-            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
-            break;
-        }
-        case DPT_FEATURES_F64: {
-            const double *src = (const double *)set->features + row;
-            for (size_t f = 0; f < nf; f++) dst[f] = (dpt_real)src[f];
-            break;
-        }
+        case DPT_FEATURES_U8: row_u8(x + i * nf, (const uint8_t *)set->features + row, nf); break;
+        case DPT_FEATURES_F32: row_f32(x + i * nf, (const float *)set->features + row, nf); break;
+        case DPT_FEATURES_F64: row_f64(x + i * nf, (const double *)set->features + row, nf); break;
         }
         y[i] = set->labels[indices[i]];
     }
