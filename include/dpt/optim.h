@@ -98,5 +98,12 @@ size_t dpt_optimizer_state_bytes(const dpt_optimizer *opt);
 /* One update of theta[n] with the gradient of the mean loss grad[n] (weight
  * decay is applied here). Returns the learning rate it used. */
 double dpt_optimizer_step(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad);
+/* The same with the gradient given as grad[i] grad_scale (each product
+ * rounded to dpt_real, as if grad had been scaled in place first): the
+ * trainer passes the gradient summed over samples and 1 / count, sparing a
+ * pass that would write the average back. theta, grad and the state must
+ * not overlap. */
+double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
+                                 dpt_real grad_scale);
 
 #endif /* DPT_OPTIM_H */

@@ -116,16 +116,22 @@ size_t dpt_optimizer_state_bytes(const dpt_optimizer *opt)
 
 double dpt_optimizer_step(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad)
 {
+    return dpt_optimizer_step_scaled(opt, theta, grad, 1);
+}
+
+double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
+                                 dpt_real grad_scale)
+{
     const double lr = dpt_schedule_lr(&opt->params, opt->step);
-    const dpt_real eps = (dpt_real)lr;
+    const dpt_real eps = (dpt_real)lr, gs = grad_scale;
     switch (opt->params.method) {
-    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, eps); break;
-    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, eps); break;
-    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, eps); break;
-    case DPT_OPTIM_ADAGRAD: dpt_rule_adagrad(opt, theta, grad, eps); break;
-    case DPT_OPTIM_RMSPROP: dpt_rule_rmsprop(opt, theta, grad, eps); break;
-    case DPT_OPTIM_RMSPROP_NESTEROV: dpt_rule_rmsprop_nesterov(opt, theta, grad, eps); break;
-    case DPT_OPTIM_ADAM: case DPT_OPTIM_ADAMW: dpt_rule_adam(opt, theta, grad, eps); break;
+    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_ADAGRAD: dpt_rule_adagrad(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_RMSPROP: dpt_rule_rmsprop(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_RMSPROP_NESTEROV: dpt_rule_rmsprop_nesterov(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_ADAM: case DPT_OPTIM_ADAMW: dpt_rule_adam(opt, theta, grad, gs, eps); break;
     default: break;
     }
     opt->step++;

@@ -3,6 +3,7 @@
  * non-finite guard, clipping, the optimizer step, per-layer statistics. */
 #include "update.h"
 
+#include "../core/vec.h"
 #include "diagnose.h"
 #include "dpt/watchdog.h"
 
@@ -164,15 +165,16 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
  * rank's gradient was. On a bad step *bad is the first layer with a
  * non-finite value over all ranks' slices; -1 when all is finite. The same
  * reduction carries each rank's |local mean gradient|^2 for the noise
- * scale: *local_sq_sum is their sum over ranks. */
-static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum)
+ * scale: *local_sq_sum is their sum over ranks. The averaged gradient is
+ * the reduced one times grad_scale (1 once scaled in place). */
+static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum, dpt_real grad_scale)
 {
     /* and whether any rank was asked to stop (dpt_request_stop) */
     /* and whether [checkpoint] every_seconds has passed on any rank (the
      * ranks' clocks differ: one verdict for all) */
     double every = t->cfg->checkpoint.every_seconds;
     const dpt_real *slice = t->model.grads + t->slice_lo;
-    double sums[4] = {dpt_dot_acc_long(slice, slice, t->slice_n), local_sq_sum[0],
+    double sums[4] = {dpt_vec_sumsq_scaled(slice, t->slice_n, grad_scale), local_sq_sum[0],
                       dpt_stop_requested() ? 1 : 0,
                       every > 0 && MPI_Wtime() - t->checkpoint_clock >= every ? 1 : 0};
     dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 4);
@@ -275,22 +277,29 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     dpt_watchdog_phase("the gradient reduction", t->step + 1);
     dpt_status st = reduce(t, &lo, &n);
     if (st != DPT_OK) return st;
-    /* gradient of the mean loss = (sum over ranks of the local sums) / global count */
+    /* gradient of the mean loss = (sum over ranks of the local sums) / global
+     * count. Written back only for what reads the average itself (clipping,
+     * statistics, diagnostics); otherwise the norm and the optimizer apply
+     * the factor as they read the sum, which spares a read and a write of
+     * the whole gradient. Either way every element is rounded alike. */
     const dpt_real inv_count = (dpt_real)(1.0 / (double)global_count);
-    for (size_t i = lo; i < lo + n; i++) m->grads[i] *= inv_count;
-    st = agree_on_gradient(t, &bad, &local_sq);
+    int diagnose = dpt_diagnose_due(t), stats = stats_due(t);
+    dpt_real grad_scale = inv_count;
+    if (diagnose || stats || t->cfg->update.clip_norm > 0 || t->cfg->update.clip_value > 0) {
+        for (size_t i = lo; i < lo + n; i++) m->grads[i] *= inv_count;
+        grad_scale = 1;
+    }
+    st = agree_on_gradient(t, &bad, &local_sq, grad_scale);
     if (st != DPT_OK) return st;
     if (bad >= 0) return nonfinite(t, bad);
     dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
-    int diagnose = dpt_diagnose_due(t);
     if (diagnose) { /* before clipping and the update: the gradient and point the step starts from */
         st = dpt_diagnose_curvature(t, lo, n, global_count);
         if (st != DPT_OK) return st;
     }
     clip(t, m->grads + lo, n);
-    int stats = stats_due(t);
     if (stats) memcpy(t->slice_buf, m->params + t->slice_lo, sizeof(dpt_real) * t->slice_n);
-    t->last_lr = dpt_optimizer_step(&t->opt, m->params + lo, m->grads + lo);
+    t->last_lr = dpt_optimizer_step_scaled(&t->opt, m->params + lo, m->grads + lo, grad_scale);
     if (t->sharded && t->comm.size > 1) {
         st = dpt_sharder_allgather(&t->sharder, m->params);
         if (st != DPT_OK) return st;
