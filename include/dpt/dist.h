@@ -83,10 +83,11 @@ dpt_status dpt_reducer_finish(dpt_reducer *r);
 
 /* ---------------------------------------------------------------- sharded state
  * Rank r owns the contiguous slice [displs[r], displs[r] + counts[r]) of an
- * n-vector (near-equal sizes). The reduce-scatter and the all-gather run in
- * pieces of bounded size through one packing buffer, so that neither this
- * code nor MPI's own temporaries ever hold a second full-size vector: that
- * would eat the memory that sharding the optimizer state saves. */
+ * n-vector (near-equal sizes). The reduce-scatter (point-to-point, summing
+ * into the slice in place) and the all-gather (in place for a vector of one
+ * piece) run in pieces of bounded size through one buffer, so that neither
+ * this code nor MPI's own temporaries ever hold a second full-size vector:
+ * that would eat the memory that sharding the optimizer state saves. */
 typedef struct dpt_sharder {
     const dpt_comm *comm;
     size_t n;
@@ -94,7 +95,8 @@ typedef struct dpt_sharder {
     size_t lo, len;         /* this rank's */
     int pieces;
     int *piece_counts, *piece_displs; /* [ranks] workspace for one piece */
-    dpt_real *pack;         /* [largest piece] */
+    dpt_real *pack;         /* [pack_len]: a piece of every slice, or of one */
+    size_t pack_len;
 } dpt_sharder;
 
 dpt_status dpt_sharder_create(dpt_sharder *s, const dpt_comm *comm, size_t n, size_t piece_elems);
@@ -102,7 +104,7 @@ void dpt_sharder_destroy(dpt_sharder *s);
 /* buf[n] holds this rank's sums; afterwards buf[lo, lo + len) holds the
  * sums over ranks (the rest of buf is left as it was). */
 dpt_status dpt_sharder_reduce_scatter(dpt_sharder *s, dpt_real *buf);
-/* Every rank's slice of buf, to every rank. */
+/* Every rank's slice of buf, to every rank (in place for one piece). */
 dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf);
 
 /* Prints "dptrain: error: <message> (rank R, file:line)" from the last

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/clones.h"
 #include "dpt/dist.h"
 #include "dpt/watchdog.h"
+
+#define DPT_SHARDER_TAG 0x5d57 /* the reduce-scatter's point-to-point messages */
 
 dpt_status dpt_sharder_create(dpt_sharder *s, const dpt_comm *comm, size_t n, size_t piece_elems)
 {
@@ -32,7 +35,10 @@ dpt_status dpt_sharder_create(dpt_sharder *s, const dpt_comm *comm, size_t n, si
     if (piece_elems == 0) piece_elems = 1;
     s->pieces = (int)((n + piece_elems - 1) / piece_elems);
     if (s->pieces < 1) s->pieces = 1;
-    s->pack = malloc(sizeof(dpt_real) * (n / (size_t)s->pieces + (size_t)ranks + 1));
+    /* the all-gather packs a piece of every slice (one piece: gathered in
+     * place); the reduce-scatter receives a piece of its own slice */
+    s->pack_len = s->pieces > 1 ? n / (size_t)s->pieces + (size_t)ranks + 1 : n / (size_t)ranks + 1;
+    s->pack = malloc(sizeof(dpt_real) * s->pack_len);
     if (!s->pack) {
         dpt_sharder_destroy(s);
         return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the shard packing buffer");
@@ -70,30 +76,60 @@ static dpt_status mpi_failed(int code, const char *what)
     return DPT_FAIL(DPT_ERR_MPI, "%s failed: %s", what, text);
 }
 
+/* dst[i] += src[i]: the sums of one received piece */
+DPT_CLONES static void add_into(dpt_real *restrict dst, const dpt_real *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Pairwise exchange: in round k = 1 .. ranks-1 this rank sends its sums
+ * for the slice of rank me+k and receives rank me-k's sums for its own
+ * slice, in pieces of at most the pack's size, and adds them into its slice
+ * of buf. Each rank moves (ranks - 1) / ranks of the vector each way, the
+ * least a reduce-scatter can, and nothing else: no copy of the vector into
+ * a staging buffer (MPI_Reduce_scatter's algorithms make one, in place or
+ * not). Every rank adds in a fixed order (its own sums, then me-1, me-2,
+ * ...), so the result does not depend on timing. */
 dpt_status dpt_sharder_reduce_scatter(dpt_sharder *s, dpt_real *buf)
 {
     int ranks = s->comm->size, me = s->comm->rank;
     if (ranks == 1) return DPT_OK;
-    size_t offsets[ranks];
-    for (int p = 0; p < s->pieces; p++) {
-        piece_layout(s, p, offsets);
-        for (int r = 0; r < ranks; r++)
-            memcpy(s->pack + s->piece_displs[r], buf + offsets[r], sizeof(dpt_real) * (size_t)s->piece_counts[r]);
-        /* in place: each rank's reduced piece lands at the start of pack */
-        dpt_watchdog_enter();
-        int rc = MPI_Reduce_scatter(MPI_IN_PLACE, s->pack, s->piece_counts, DPT_MPI_REAL, MPI_SUM,
-                                    s->comm->comm);
-        dpt_watchdog_leave();
-        if (rc != MPI_SUCCESS) return mpi_failed(rc, "gradient MPI_Reduce_scatter");
-        memcpy(buf + offsets[me], s->pack, sizeof(dpt_real) * (size_t)s->piece_counts[me]);
+    /* the same number of pieces on every rank, so that sends and receives
+     * pair up even where the slices differ in length */
+    size_t most = 0, chunk = s->pack_len;
+    for (int r = 0; r < ranks; r++)
+        if ((size_t)s->counts[r] > most) most = (size_t)s->counts[r];
+    dpt_real *mine = buf + s->lo;
+    int rc = MPI_SUCCESS;
+    dpt_watchdog_enter();
+    for (int k = 1; k < ranks && rc == MPI_SUCCESS; k++) {
+        int to = (me + k) % ranks, from = (me - k + ranks) % ranks;
+        const dpt_real *theirs = buf + s->displs[to];
+        size_t send_n = (size_t)s->counts[to];
+        for (size_t off = 0; off < most && rc == MPI_SUCCESS; off += chunk) {
+            size_t sn = off < send_n ? send_n - off : 0, rn = off < s->len ? s->len - off : 0;
+            if (sn > chunk) sn = chunk;
+            if (rn > chunk) rn = chunk;
+            rc = MPI_Sendrecv(theirs + off, (int)sn, DPT_MPI_REAL, to, DPT_SHARDER_TAG, s->pack, (int)rn,
+                              DPT_MPI_REAL, from, DPT_SHARDER_TAG, s->comm->comm, MPI_STATUS_IGNORE);
+            if (rc == MPI_SUCCESS) add_into(mine + off, s->pack, rn);
+        }
     }
-    return DPT_OK;
+    dpt_watchdog_leave();
+    return rc == MPI_SUCCESS ? DPT_OK : mpi_failed(rc, "gradient reduce-scatter MPI_Sendrecv");
 }
 
 dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf)
 {
     int ranks = s->comm->size, me = s->comm->rank;
     if (ranks == 1) return DPT_OK;
+    if (s->pieces == 1) { /* every slice gathered where it belongs: no copy */
+        dpt_watchdog_enter();
+        int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, s->counts, s->displs,
+                                DPT_MPI_REAL, s->comm->comm);
+        dpt_watchdog_leave();
+        return rc == MPI_SUCCESS ? DPT_OK : mpi_failed(rc, "parameter MPI_Allgatherv");
+    }
     size_t offsets[ranks];
     for (int p = 0; p < s->pieces; p++) {
         piece_layout(s, p, offsets);
