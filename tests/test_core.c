@@ -453,6 +453,37 @@ static void test_status_names(void)
     CU_ASSERT_STRING_EQUAL(dpt_status_name((dpt_status)-1), bad);
 }
 
+/* dpt_rng_mask_below (Philox blocks side by side) draws exactly what n
+ * calls of dpt_rng_uniform draw: from a fresh stream and from part-used
+ * blocks (an odd word: a draw across two blocks), across the 2^32 carry of
+ * the block counter, for probabilities at and between the extremes, and it
+ * leaves the stream where the calls would. */
+static void test_mask_below_matches_uniform(void)
+{
+    static dpt_real fast[1000], slow[1000];
+    const double ps[] = {0.5, 0.25, 1.0 / 3, 0.75, 1e-9, 1 - 1e-12, 0, -1, 1, 2, NAN};
+    const size_t ns[] = {0, 1, 15, 16, 17, 33, 1000};
+    const uint32_t starts[] = {0, 7, 0xffffffffu - 12}; /* the last crosses the carry */
+    long mismatches = 0, cases = 0;
+    for (size_t a = 0; a < sizeof ps / sizeof ps[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof starts / sizeof starts[0]; c++)
+                for (int skip = 0; skip < 4; skip++) { /* words already used */
+                    dpt_rng r1, r2;
+                    dpt_rng_init(&r1, TEST_SEED, DPT_STREAM_TEST, 3, a * 100 + b);
+                    r1.counter[0] = starts[c];
+                    for (int k = 0; k < skip; k++) dpt_rng_u32(&r1);
+                    r2 = r1;
+                    dpt_rng_mask_below(&r1, fast, ns[b], ps[a], (dpt_real)2.5);
+                    for (size_t i = 0; i < ns[b]; i++) slow[i] = dpt_rng_uniform(&r2) < ps[a] ? (dpt_real)2.5 : 0;
+                    mismatches += memcmp(fast, slow, sizeof(dpt_real) * ns[b]) != 0;
+                    mismatches += dpt_rng_u32(&r1) != dpt_rng_u32(&r2); /* the stream continues alike */
+                    cases++;
+                }
+    CU_ASSERT_EQUAL(mismatches, 0);
+    CU_ASSERT(cases > 0);
+}
+
 /* ================================================================ main */
 
 int main(void)
@@ -477,6 +508,7 @@ int main(void)
         {"permutation valid", test_permutation_valid},
         {"permutation differs across substreams", test_permutation_differs_across_substreams},
         {"permutation uniform over orders", test_permutation_uniform_over_orders},
+        {"mask below p: the uniform draws in bulk", test_mask_below_matches_uniform},
     };
     static const dpt_test errors[] = {
         {"DPT_FAIL records message and location", test_fail_records_message_and_location},

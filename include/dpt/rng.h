@@ -10,7 +10,10 @@
 #ifndef DPT_RNG_H
 #define DPT_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "dpt/real.h"
 
 /* Stream ids: one per purpose, so that adding a new consumer of randomness
  * never shifts the numbers another consumer sees. */
@@ -43,6 +46,10 @@ uint64_t dpt_rng_u64(dpt_rng *rng);
 double dpt_rng_uniform(dpt_rng *rng);
 /* Uniform integer in [0, n), without modulo bias (Lemire's method). n > 0. */
 uint64_t dpt_rng_below(dpt_rng *rng, uint64_t n);
+/* mask[i] = value if the i-th uniform draw (dpt_rng_uniform) is below p,
+ * else 0, for i in [0, n): the same draws, in the same order, as n calls of
+ * dpt_rng_uniform, computed several Philox blocks at a time. */
+void dpt_rng_mask_below(dpt_rng *rng, dpt_real *mask, size_t n, double p, dpt_real value);
 /* Standard normal by the Box-Muller transform. */
 double dpt_rng_normal(dpt_rng *rng);
 /* Fills perm[0..n) with a uniform random permutation of 0..n-1 (Fisher-Yates). */

@@ -3,6 +3,8 @@
 
 #include <math.h>
 
+#include "clones.h"
+
 /* Round multipliers and Weyl key increments of Philox4x32 (Salmon et al. 2011). */
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -96,6 +98,58 @@ uint64_t dpt_rng_below(dpt_rng *rng, uint64_t n)
     uint64_t x;
     do x = dpt_rng_u64(rng); while (x >= limit);
     return x % n;
+}
+
+#define LANES 8 /* Philox blocks computed side by side: 2 LANES draws */
+
+/* Philox4x32-10 of LANES consecutive block indices first, first + 1, ...
+ * (the other counter words fixed), word k of lane j in out[k][j]. The
+ * same rounds as dpt_philox4x32_10, lane by lane, so that each step of a
+ * round is one vector operation over the lanes. */
+DPT_CLONES static void philox_lanes(uint32_t out[4][LANES], uint32_t first, const uint32_t counter[4],
+                                    const uint32_t key[2])
+{
+    uint32_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
+    for (int j = 0; j < LANES; j++)
+        c0[j] = first + (uint32_t)j, c1[j] = counter[1], c2[j] = counter[2], c3[j] = counter[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        for (int j = 0; j < LANES; j++) {
+            uint64_t p0 = (uint64_t)PHILOX_M0 * c0[j], p1 = (uint64_t)PHILOX_M1 * c2[j];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[j] ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[j] ^ k1;
+            c0[j] = n0, c1[j] = (uint32_t)p1, c2[j] = n2, c3[j] = (uint32_t)p0;
+        }
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    for (int j = 0; j < LANES; j++) out[0][j] = c0[j], out[1][j] = c1[j], out[2][j] = c2[j], out[3][j] = c3[j];
+}
+
+void dpt_rng_mask_below(dpt_rng *rng, dpt_real *mask, size_t n, double p, dpt_real value)
+{
+    /* uniform < p  <=>  (u64 >> 11) 2^-53 < p  <=>  (u64 >> 11) < limit for
+     * the integer limit = ceil(p 2^53): the draw is compared as the integer
+     * it is made of, exactly (NaN or p <= 0: nothing is below it) */
+    const double t = p * 0x1.0p53;
+    const uint64_t limit = !(t > 0) ? 0 : t >= 0x1.0p53 ? (uint64_t)1 << 53 : (uint64_t)ceil(t);
+    size_t i = 0;
+    /* a block begun by earlier draws is finished one draw at a time */
+    while (i < n && rng->used != 4) mask[i++] = dpt_rng_uniform(rng) < p ? value : 0;
+    /* whole blocks, LANES at a time, while the block index does not wrap */
+    while (n - i >= 2 * LANES && rng->counter[0] <= UINT32_MAX - LANES) {
+        uint32_t w[4][LANES];
+        philox_lanes(w, rng->counter[0], rng->counter, rng->key);
+        rng->counter[0] += LANES;
+        for (int j = 0; j < LANES; j++) { /* a block's words (0, 1) and (2, 3) make two draws */
+            uint64_t first = ((uint64_t)w[0][j] << 32 | w[1][j]) >> 11;
+            uint64_t second = ((uint64_t)w[2][j] << 32 | w[3][j]) >> 11;
+            mask[i + 2 * (size_t)j] = first < limit ? value : 0;
+            mask[i + 2 * (size_t)j + 1] = second < limit ? value : 0;
+        }
+        i += 2 * LANES;
+    }
+    while (i < n) mask[i++] = dpt_rng_uniform(rng) < p ? value : 0;
 }
 
 double dpt_rng_normal(dpt_rng *rng)

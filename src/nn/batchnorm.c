@@ -13,6 +13,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/clones.h"
+#include "../core/vec.h"
+
 /* Per-channel sum and sum of squares of x[B][C][spatial], accumulated in
  * double: var = E[x^2] - E[x]^2 cancels catastrophically in float as soon as
  * |mean| is a few times the standard deviation. */
@@ -23,12 +26,8 @@ static void channel_moments(double *sum, double *sumsq, const dpt_real *x, int B
     memset(sumsq, 0, sizeof(double) * (size_t)C);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            const dpt_real *p = x + ((size_t)b * C + c) * spatial;
-            double s = 0, q = 0;
-            for (int k = 0; k < spatial; k++) {
-                s += p[k];
-                q += (double)p[k] * p[k];
-            }
+            double s, q;
+            dpt_vec_sum_sumsq(x + ((size_t)b * C + c) * spatial, (size_t)spatial, &s, &q);
             sum[c] += s;
             sumsq[c] += q;
         }
@@ -45,6 +44,18 @@ static void update_running(dpt_real *running_mean, dpt_real *running_var, double
     *running_var = (dpt_real)(momentum * *running_var + (1 - momentum) * unbiased);
 }
 
+/* One channel plane of normalize_affine; the per-channel numbers come in
+ * as arguments so that the loop reads nothing but x. */
+DPT_CLONES static void normalize_plane(dpt_real *out, dpt_real *xhat, const dpt_real *x, int n,
+                                       double mean, double inv_std, double gamma, double beta)
+{
+    for (int k = 0; k < n; k++) {
+        double h = ((double)x[k] - mean) * inv_std;
+        xhat[k] = (dpt_real)h;
+        out[k] = (dpt_real)(gamma * h + beta);
+    }
+}
+
 /* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4). */
 static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
                              const double *mean, const double *inv_std, const dpt_real *gamma,
@@ -53,11 +64,8 @@ static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
-            for (int k = 0; k < spatial; k++) {
-                double h = ((double)x[base + k] - mean[c]) * inv_std[c];
-                xhat[base + k] = (dpt_real)h;
-                out[base + k] = (dpt_real)(gamma[c] * h + beta[c]);
-            }
+            normalize_plane(out + base, xhat + base, x + base, spatial, mean[c], inv_std[c], gamma[c],
+                            beta[c]);
         }
 }
 
@@ -111,14 +119,19 @@ static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
-            double s = 0, q = 0;
-            for (int k = 0; k < spatial; k++) {
-                s += dout[base + k];
-                q += (double)dout[base + k] * xhat[base + k];
-            }
+            double s, q;
+            dpt_vec_sum_dot(dout + base, xhat + base, (size_t)spatial, &s, &q);
             sum_dout[c] += s;
             sum_dout_xhat[c] += q;
         }
+}
+
+/* One channel plane of the input gradient: k (count dout - sum_dout - xhat sum_dout_xhat). */
+DPT_CLONES static void input_grad_plane(dpt_real *dx, const dpt_real *dout, const dpt_real *xhat, int n,
+                                        double k, double count, double sum_dout, double sum_dout_xhat)
+{
+    for (int s = 0; s < n; s++)
+        dx[s] = (dpt_real)(k * (count * dout[s] - sum_dout - xhat[s] * sum_dout_xhat));
 }
 
 /* dx may be NULL (an input layer needs no input gradient): then only the
@@ -144,8 +157,7 @@ void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, con
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
             double k = gamma[c] * (double)inv_std[c] / count;
-            for (int s = 0; s < spatial; s++)
-                dx[base + s] = (dpt_real)(k * (count * dout[base + s] - sum_dout[c]
-                                               - xhat[base + s] * sum_dout_xhat[c]));
+            input_grad_plane(dx + base, dout + base, xhat + base, spatial, k, count, sum_dout[c],
+                             sum_dout_xhat[c]);
         }
 }

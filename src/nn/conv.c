@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "../core/vec.h"
+
 /* ---------------------------------------------------------------- geometry */
 
 static dpt_status check_positive(int value, const char *what)
@@ -167,11 +169,7 @@ void dpt_conv2d_backward(dpt_real *dx, dpt_real *dw, dpt_real *db, dpt_real *col
         dpt_im2col(cols, x + s * in_size, g);
         dpt_gemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->out_c, rows, ncols,
                  1, d, ncols, cols, ncols, 1, dw, rows);
-        for (int f = 0; f < g->out_c; f++) {
-            dpt_acc sum = 0;
-            for (int p = 0; p < ncols; p++) sum += d[(size_t)f * ncols + p];
-            db[f] += (dpt_real)sum;
-        }
+        for (int f = 0; f < g->out_c; f++) db[f] += (dpt_real)dpt_vec_sum(d + (size_t)f * ncols, (size_t)ncols);
         if (dx) dpt_conv2d_backward_input(dx + s * in_size, dcols, d, w, 1, g);
     }
 }

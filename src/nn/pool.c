@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "../core/vec.h"
+
 dpt_status dpt_pool_geom_init(dpt_pool_geom *g, int c, int in_h, int in_w, int kh, int kw, int stride)
 {
     const int values[] = {c, in_h, in_w, kh, kw, stride};
@@ -40,10 +42,32 @@ static int32_t window_argmax(const dpt_real *plane, const dpt_pool_geom *g, int 
     return best;
 }
 
+/* The common 2 x 2 window, unrolled: the same comparisons in the same
+ * order as window_argmax, without its loops over a window of unknown size. */
+static void maxpool_plane_2x2(dpt_real *out, int32_t *argmax, const dpt_real *plane,
+                              const dpt_pool_geom *g)
+{
+    const int w = g->in_w, s = g->stride;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++, out++, argmax++) {
+            int32_t best = (int32_t)(oy * s * w + ox * s);
+            const int32_t at[3] = {best + 1, best + w, best + w + 1};
+            for (int k = 0; k < 3; k++)
+                if (plane[at[k]] > plane[best]) best = at[k]; /* strict: the first one wins ties */
+            *argmax = best;
+            *out = plane[best];
+        }
+}
+
 void dpt_maxpool_forward(dpt_real *out, int32_t *argmax, const dpt_real *x, int B,
                          const dpt_pool_geom *g)
 {
     size_t in_plane = (size_t)g->in_h * g->in_w, out_plane = (size_t)g->out_h * g->out_w;
+    if (g->kh == 2 && g->kw == 2) {
+        for (size_t q = 0; q < planes(B, g); q++)
+            maxpool_plane_2x2(out + q * out_plane, argmax + q * out_plane, x + q * in_plane, g);
+        return;
+    }
     for (size_t q = 0; q < planes(B, g); q++) {
         const dpt_real *plane = x + q * in_plane;
         for (int oy = 0; oy < g->out_h; oy++)
@@ -107,12 +131,8 @@ void dpt_avgpool_backward(dpt_real *dx, const dpt_real *dout, int B, const dpt_p
 
 void dpt_gap_forward(dpt_real *out, const dpt_real *x, int B, int c, int hw)
 {
-    for (size_t q = 0; q < (size_t)B * c; q++) {
-        const dpt_real *plane = x + q * hw;
-        dpt_acc sum = 0;
-        for (int i = 0; i < hw; i++) sum += plane[i];
-        out[q] = (dpt_real)(sum / hw);
-    }
+    for (size_t q = 0; q < (size_t)B * c; q++)
+        out[q] = (dpt_real)(dpt_vec_sum(x + q * hw, (size_t)hw) / hw);
 }
 
 void dpt_gap_backward(dpt_real *dx, const dpt_real *dout, int B, int c, int hw)
