@@ -145,9 +145,9 @@ echo
 # "steal": the cores the hypervisor took. A run is disturbed when others
 # exceed DISTURBED (default 0.25 cores), also a run on one core: the other
 # processes are not bound to the idle core and take turns on the run's;
-# it is then repeated, at most RETRIES (default 2) more times, and the
+# it is then repeated, at most RETRIES (default 1) more times, and the
 # table uses the last attempt ("kept"); every attempt is printed.
-disturbed=${DISTURBED:-0.25} retries=${RETRIES:-2}
+disturbed=${DISTURBED:-0.25} retries=${RETRIES:-1}
 cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat; }
 # user + system seconds of this shell's waited-for descendants, from the output
 # of the builtin `times` (run in this shell: a subshell would count its own)
@@ -275,11 +275,11 @@ if want mlp; then
     timed mlp.dpt.1x1 "dptrain 1 rank x 1 thread, run $i" dpt_run "$single" 1 1 "${mlp_common[@]}"
     timed mlp.dpt.2x1 "dptrain 2 ranks x 1 thread, run $i" dpt_run "$single" 2 1 "${mlp_common[@]}"
     timed mlp.torch.1x1 "PyTorch 1 process x 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 1 --steps "$torch_mlp_steps"
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 1 --steps "$torch_mlp_steps" --max-seconds 20
     timed mlp.torch.1x2 "PyTorch 1 process x 2 threads, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --steps "$torch_mlp_steps"
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --steps "$torch_mlp_steps" --max-seconds 20
     timed mlp.torch.1x2b "PyTorch 1 process x 2 threads, OpenBLAS 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --blas-threads 1 --steps "$torch_mlp_steps"
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --blas-threads 1 --steps "$torch_mlp_steps" --max-seconds 20
     timed mlp.ddp.2x1 "PyTorch DDP gloo 2 processes x 1 thread, run $i" \
       "$py" "$top/bench/peers/torch_mlp.py" --procs 2 --threads 1 --steps "$torch_mlp_steps"
   done

@@ -13,13 +13,15 @@ learning rate of dptrain's linear schedule set every step.
 Timing: `warmup` steps, a barrier, then `steps` steps timed with
 time.perf_counter on every process (from after a barrier to after the last
 step's update and a final barrier); samples/s = procs x batch x steps /
-rank 0's time. Process r is pinned to core r when procs x threads fit the
+rank 0's time. A single process stops early after --max-seconds (the steps
+done are reported). Process r is pinned to core r when procs x threads fit the
 cores and threads = 1 (dptrain's launch/local.sh binds its ranks the same
 way); OMP_NUM_THREADS and torch.set_num_threads are set to `threads`, and
 OPENBLAS_NUM_THREADS (Debian's PyTorch calls OpenBLAS for its matrix
 products) to `blas_threads` (default: `threads`), before torch is imported.
 """
 import argparse
+import collections
 import json
 import os
 import socket
@@ -37,6 +39,8 @@ def parse(description, batch=64, steps=1000, warmup=50):
     ap.add_argument("--batch", type=int, default=batch, help="per process")
     ap.add_argument("--steps", type=int, default=steps, help="timed steps")
     ap.add_argument("--warmup", type=int, default=warmup)
+    ap.add_argument("--max-seconds", type=float, default=0,
+                    help="one process only: stop the timed steps after this long (0: no limit)")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     a.blas_threads = a.blas_threads or a.threads
@@ -83,7 +87,7 @@ def _worker(rank, a, spec, port, queue):
     per_epoch = -(-n // global_batch)
     total = a.warmup + a.steps
     gen = torch.Generator().manual_seed(a.seed)
-    perm, losses = None, []
+    perm, losses = None, collections.deque(maxlen=100)
 
     def step(k):
         nonlocal perm
@@ -108,15 +112,18 @@ def _worker(rank, a, spec, port, queue):
     if a.procs > 1:
         dist.barrier()
     start = time.perf_counter()
+    done = 0
     for k in range(a.warmup, total):
         loss = step(k)
-        if k >= total - 100:
-            losses.append(float(loss))
+        done += 1
+        losses.append(float(loss))
+        if a.procs == 1 and a.max_seconds > 0 and time.perf_counter() - start > a.max_seconds:
+            break
     if a.procs > 1:
         dist.barrier()
     seconds = time.perf_counter() - start
     if rank == 0:
-        queue.put({"seconds": seconds, "loss_last100": sum(losses) / len(losses)})
+        queue.put({"seconds": seconds, "steps": done, "loss_last100": sum(losses) / len(losses)})
     if a.procs > 1:
         dist.destroy_process_group()
 
@@ -135,7 +142,7 @@ def run(a, spec, name):
     r = queue.get()
     print(json.dumps({"peer": name, "procs": a.procs, "threads": a.threads, "blas_threads": a.blas_threads,
                       "batch_per_proc": a.batch,
-                      "steps": a.steps, "warmup": a.warmup, "seconds": r["seconds"],
-                      "samples_per_s": a.procs * a.batch * a.steps / r["seconds"],
+                      "steps": r["steps"], "warmup": a.warmup, "seconds": r["seconds"],
+                      "samples_per_s": a.procs * a.batch * r["steps"] / r["seconds"],
                       "loss_last100": r["loss_last100"], "torch": torch.__version__,
                       "backend": "gloo" if a.procs > 1 else "none"}))
