@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "dpt/rng.h"
 
 /* Sizes of one layer for input shape `in`; fills l->out, parameter and
@@ -178,17 +179,18 @@ static dpt_status allocate(dpt_model *m)
     size_t widest = lay_out(m, &n_acts, &n_aux, &n_iaux, &n_cols, &max_channels);
     size_t trunk_out = m->n_trunk ? dpt_shape_size(m->layers[m->n_trunk - 1].out) : dpt_shape_size(m->input);
     size_t batch = (size_t)m->max_batch;
-    m->params = calloc(m->n_params + 1, sizeof(dpt_real));
-    m->grads = calloc(m->n_params + 1, sizeof(dpt_real));
+    /* the arrays every step walks through: on huge pages where large */
+    m->params = dpt_calloc_large(m->n_params + 1, sizeof(dpt_real));
+    m->grads = dpt_calloc_large(m->n_params + 1, sizeof(dpt_real));
     m->state = calloc(m->n_state + 1, sizeof(dpt_real));
-    m->acts = calloc(n_acts + 1, sizeof(dpt_real));
-    m->aux = calloc(n_aux + 1, sizeof(dpt_real));
-    m->iaux = calloc(n_iaux + 1, sizeof(int32_t));
-    m->delta[0] = calloc(batch * widest, sizeof(dpt_real));
-    m->delta[1] = calloc(batch * widest, sizeof(dpt_real));
-    m->trunk_delta = calloc(batch * trunk_out, sizeof(dpt_real));
-    m->cols = calloc(n_cols + 1, sizeof(dpt_real));
-    m->dcols = calloc(n_cols + 1, sizeof(dpt_real));
+    m->acts = dpt_calloc_large(n_acts + 1, sizeof(dpt_real));
+    m->aux = dpt_calloc_large(n_aux + 1, sizeof(dpt_real));
+    m->iaux = dpt_calloc_large(n_iaux + 1, sizeof(int32_t));
+    m->delta[0] = dpt_calloc_large(batch * widest, sizeof(dpt_real));
+    m->delta[1] = dpt_calloc_large(batch * widest, sizeof(dpt_real));
+    m->trunk_delta = dpt_calloc_large(batch * trunk_out, sizeof(dpt_real));
+    m->cols = dpt_calloc_large(n_cols + 1, sizeof(dpt_real));
+    m->dcols = dpt_calloc_large(n_cols + 1, sizeof(dpt_real));
     m->bn_scratch = calloc(3 * (size_t)max_channels + 1, sizeof(double));
     m->head_labels = calloc(batch, 1);
     /* what dptrain inspect and --dry-run count as the model's memory */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "rules.h"
 
 static const char *const method_names[DPT_OPTIM_COUNT_] = {
@@ -93,8 +94,9 @@ dpt_status dpt_optimizer_create(dpt_optimizer *opt, const dpt_optim_params *para
     opt->n = n;
     int first, second;
     state_needs(params->method, &first, &second);
-    if (first) opt->first = calloc(n ? n : 1, sizeof(dpt_real));
-    if (second) opt->second = calloc(n ? n : 1, sizeof(dpt_real));
+    /* walked through at every step, like the parameters: huge pages */
+    if (first) opt->first = dpt_calloc_large(n ? n : 1, sizeof(dpt_real));
+    if (second) opt->second = dpt_calloc_large(n ? n : 1, sizeof(dpt_real));
     if ((first && !opt->first) || (second && !opt->second)) {
         dpt_optimizer_destroy(opt);
         return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters", n);

@@ -1,0 +1,21 @@
+/* Internal: zeroed allocations for the large, long-lived arrays of the
+ * step (parameters, gradients, activations, optimizer state), backed by
+ * transparent huge pages where the kernel offers them. */
+#ifndef DPT_CORE_MEM_H
+#define DPT_CORE_MEM_H
+
+#include <stddef.h>
+
+/* Like calloc(n, size), freed with free(). From 2 MiB on, the block is
+ * aligned to 2 MiB and its whole 2 MiB stretches are advised for huge
+ * pages (madvise MADV_HUGEPAGE; Linux's default THP mode "madvise" gives
+ * them only on request). One 2 MiB page instead of 512 small ones: fewer
+ * TLB misses in the passes over the parameter vector, and far less work
+ * for the kernel when MPI copies the gradient between processes (Open
+ * MPI's single-copy transfer pins every page it reads: 0.26 -> 0.18 ms for
+ * a 2 MiB allreduce between two ranks on the test machine). The tail past
+ * the last whole stretch keeps small pages, so the resident size does not
+ * grow. */
+void *dpt_calloc_large(size_t n, size_t size);
+
+#endif /* DPT_CORE_MEM_H */
