@@ -15,8 +15,11 @@
  * (rank 0 reads the file and broadcasts it), so every rank reaches the same
  * verdict, rank 0 alone prints it, and all ranks exit together.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <cblas.h>
 #include <limits.h>
 #include <mpi.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,6 +322,30 @@ static int run_command(const dpt_comm *comm, cli_args *args)
     }
 }
 
+/* One BLAS thread per core a rank has to itself, unless the user chose
+ * (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS). OpenBLAS
+ * starts a thread per core it may run on: ranks bound to cores get one
+ * each, but unbound ranks (mpirun --bind-to none, or more ranks than cores,
+ * where mpirun binds nothing) would each start one per core of the node,
+ * ranks x cores threads fighting over the cores and stalling each GEMM. */
+static void match_blas_threads(void)
+{
+    if (getenv("OPENBLAS_NUM_THREADS") || getenv("GOTO_NUM_THREADS") || getenv("OMP_NUM_THREADS"))
+        return;
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    cpu_set_t mask;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int mine = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : (int)cores;
+    int share = cores / local > 1 ? (int)(cores / local) : 1;
+    int threads = mine < share ? mine : share;
+    if (threads >= 1 && threads < openblas_get_num_threads()) openblas_set_num_threads(threads);
+}
+
 int main(int argc, char **argv)
 {
     /* FUNNELED: only the main thread calls MPI, but the watchdog's thread
@@ -329,6 +356,7 @@ int main(int argc, char **argv)
      * process; SIGUSR1 (Slurm's --signal) must not kill it before training */
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    match_blas_threads();
     dpt_comm comm;
     if (dpt_comm_wrap(&comm, MPI_COMM_WORLD) != DPT_OK) dpt_abort(&comm, EXIT_RUNTIME);
     cli_args args;
