@@ -101,7 +101,7 @@ else
   src=$top single="$top/build/compare-single" double="$top/build/compare-double"
   dirty=$(git -C "$top" status --porcelain -- src include CMakeLists.txt cmake configs 2>/dev/null | wc -l)
   commit="$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown) (working tree$( ((dirty)) &&
-           echo ", with $dirty uncommitted or new files in src/ include/ cmake/ configs/"))"
+           echo ", with $dirty uncommitted or new files in src/ include/ cmake/ configs/" || true))"
 fi
 bash "$src/launch/build.sh" "$single" -DDPT_PRECISION=single -DDPT_BUILD_TESTS=OFF >/dev/null
 want softmax && bash "$src/launch/build.sh" "$double" -DDPT_PRECISION=double -DDPT_BUILD_TESTS=OFF >/dev/null
