@@ -831,6 +831,8 @@ static void test_pool_forward_naive(void)
     check_pool_naive(2, 7, 6, 3, 2, 1, 1410); /* overlapping windows */
     check_pool_naive(1, 9, 8, 3, 3, 2, 1420); /* overlapping, last column unused */
     check_pool_naive(3, 5, 7, 1, 3, 3, 1430);
+    check_pool_naive(3, 7, 9, 2, 2, 2, 1440); /* 2 x 2: last row and column unused */
+    check_pool_naive(2, 6, 5, 2, 2, 1, 1450); /* 2 x 2, overlapping */
 }
 
 /* Isolated peaks at the centres of 3 x 3 windows (stride 3) over a lower

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "../core/clones.h"
 #include "../core/vec.h"
 
 dpt_status dpt_pool_geom_init(dpt_pool_geom *g, int c, int in_h, int in_w, int kh, int kw, int stride)
@@ -42,21 +43,38 @@ static int32_t window_argmax(const dpt_real *plane, const dpt_pool_geom *g, int 
     return best;
 }
 
-/* The common 2 x 2 window, unrolled: the same comparisons in the same
- * order as window_argmax, without its loops over a window of unknown size. */
-static void maxpool_plane_2x2(dpt_real *out, int32_t *argmax, const dpt_real *plane,
-                              const dpt_pool_geom *g)
+/* The common 2 x 2 window: the same comparisons in the same order as
+ * window_argmax (the first maximum wins ties; a NaN is never taken), as
+ * selects instead of branches. The profile of the CNN config found the
+ * branching loop at 13.6% of the step: which of four pixels is largest is
+ * a coin toss for the branch predictor. Selects let the compiler keep the
+ * running maximum and its index in registers (and vectorize the row at
+ * stride 2), so the time no longer depends on the data. */
+DPT_CLONES static void maxpool_plane_2x2(dpt_real *restrict out, int32_t *restrict argmax,
+                                         const dpt_real *restrict plane, const dpt_pool_geom *g)
 {
     const int w = g->in_w, s = g->stride;
-    for (int oy = 0; oy < g->out_h; oy++)
-        for (int ox = 0; ox < g->out_w; ox++, out++, argmax++) {
-            int32_t best = (int32_t)(oy * s * w + ox * s);
-            const int32_t at[3] = {best + 1, best + w, best + w + 1};
-            for (int k = 0; k < 3; k++)
-                if (plane[at[k]] > plane[best]) best = at[k]; /* strict: the first one wins ties */
-            *argmax = best;
-            *out = plane[best];
+    for (int oy = 0; oy < g->out_h; oy++) {
+        const dpt_real *top = plane + (size_t)oy * s * w, *bottom = top + w;
+        const int32_t row_start = (int32_t)(oy * s * w);
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const int x0 = ox * s;
+            dpt_real best = top[x0];
+            int32_t at = row_start + x0;
+            const dpt_real b = top[x0 + 1], c = bottom[x0], d = bottom[x0 + 1];
+            int gt = b > best;
+            best = gt ? b : best;
+            at = gt ? row_start + x0 + 1 : at;
+            gt = c > best;
+            best = gt ? c : best;
+            at = gt ? row_start + w + x0 : at;
+            gt = d > best;
+            best = gt ? d : best;
+            at = gt ? row_start + w + x0 + 1 : at;
+            out[(size_t)oy * g->out_w + ox] = best;
+            argmax[(size_t)oy * g->out_w + ox] = at;
         }
+    }
 }
 
 void dpt_maxpool_forward(dpt_real *out, int32_t *argmax, const dpt_real *x, int B,
