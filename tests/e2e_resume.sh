@@ -178,8 +178,10 @@ DPTRAIN_INJECT_STALL=30:1:60 run_ranks 2 "$WORK/stall" train "${base[@]}" --set 
 elapsed=$(( $(date +%s) - t0 ))
 if [[ $status -ne 0 && $elapsed -lt 30 ]]; then ok "a stalled rank ends the job in ${elapsed} s (exit $status)"; else fail "stall: exit $status after $elapsed s" "$WORK/stall"; fi
 expect_grep "the watchdog names the phase and step" "error: rank 0: no progress for [0-9]+ s in the gradient reduction at step 30 \(\[reliability\] watchdog_seconds = 3\)" "$WORK/stall"
+# replicated update: a sharded one all-gathers every parameter each step,
+# which makes a corrupted replica equal to the others again
 DPTRAIN_INJECT_CORRUPT=25:1 run_ranks 2 "$WORK/replica" train "${base[@]}" --set checkpoint.dir= \
-  --set reliability.replica_check=20
+  --set reliability.replica_check=20 --set optim.shard_state=false
 expect_status "a corrupted replica" 1 "$WORK/replica"
 expect_count "one message naming the step" "error: step 40: replica check failed: parameters differ across ranks" "$WORK/replica" 1
 

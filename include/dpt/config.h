@@ -43,6 +43,7 @@ typedef enum dpt_progress_mode {
 
 enum { DPT_NONFINITE_SKIP = 0, DPT_NONFINITE_ABORT = 1 };
 enum { DPT_OVERLAP_OFF = 0, DPT_OVERLAP_ON = 1, DPT_OVERLAP_AUTO = 2 };
+enum { DPT_SHARD_OFF = 0, DPT_SHARD_ON = 1, DPT_SHARD_AUTO = 2 };
 
 typedef struct dpt_config {
     struct {
@@ -76,7 +77,7 @@ typedef struct dpt_config {
         double clip_norm;   /* 0: off */
         double clip_value;  /* 0: off */
         int nonfinite;      /* DPT_NONFINITE_SKIP or DPT_NONFINITE_ABORT */
-        int shard_state;    /* 1: optimizer state sharded over ranks */
+        int shard_state;    /* DPT_SHARD_OFF, _ON or _AUTO: optimizer state sharded over ranks */
         int overlap;        /* DPT_OVERLAP_OFF, _ON or _AUTO (bucketed non-blocking reduction) */
         double bucket_mb;
         double curvature_fraction; /* newton_cg, newton: share of the batch for curvature */

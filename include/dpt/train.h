@@ -155,6 +155,14 @@ dpt_status dpt_trainer_load_weights(dpt_trainer *trainer, const char *path, long
 struct dpt_ckpt;
 dpt_status dpt_model_read_checkpoint(dpt_model *model, const struct dpt_ckpt *ck, long *step);
 
+/* The gradient reduction a run of cfg uses on `ranks` ranks, decided for
+ * [optim] overlap and shard_state = auto (the trainer and `dptrain inspect`
+ * both ask this): *overlapped, bucketed non-blocking allreduces during
+ * backward; *sharded, reduce-scatter, update of this rank's slice, all-gather
+ * of the parameters. Local: plans the buckets without MPI calls. */
+dpt_status dpt_update_choose(const dpt_model *model, const dpt_config *cfg, int ranks, int *sharded,
+                             int *overlapped);
+
 /* Builds model, optimizer and batch plan for train_set on comm. Collective. */
 dpt_status dpt_trainer_create(dpt_trainer *trainer, const dpt_config *cfg, MPI_Comm comm,
                               const dpt_dataset *train_set);

@@ -113,7 +113,8 @@ static const char *const csv_header_names[] = {
     [DPT_CSV_HEADER_NO + 1] = NULL};
 static const char *const scaling_names[] = {"none", "linear", NULL};
 static const char *const nonfinite_names[] = {"skip", "abort", NULL};
-static const char *const overlap_names[] = {"false", "true", "auto", NULL};
+/* false, true, auto: the values of overlap and shard_state (DPT_OVERLAP_*, DPT_SHARD_*) */
+static const char *const tristate_names[] = {"false", "true", "auto", NULL};
 static const char *const curvature_names[] = {"hessian", "gauss_newton", NULL};
 static const char *const newton_solver_names[] = {"cholesky", "cg", "pcg", NULL};
 static const char *const progress_names[] = {
@@ -403,11 +404,12 @@ static const key_spec keys[] = {
      .aliases = "nan nan_policy on_nan",
      .help = "a NaN/Inf gradient on any rank: skip the step (counted, warned) or abort",
      .offset = OFF(update.nonfinite)},
-    {.section = "optim", .key = "shard_state", .type = T_BOOL, .def = "false",
+    {.section = "optim", .key = "shard_state", .type = T_ENUM, .def = "auto", .names = tristate_names,
      .aliases = "zero shard sharded",
-     .help = "shard the optimizer state over ranks (reduce-scatter, update a slice, all-gather)",
+     .help = "shard the optimizer state over ranks (reduce-scatter, update a slice, all-gather); "
+             "auto: on 2 or more ranks when the reduction does not overlap backward",
      .offset = OFF(update.shard_state)},
-    {.section = "optim", .key = "overlap", .type = T_ENUM, .def = "auto", .names = overlap_names,
+    {.section = "optim", .key = "overlap", .type = T_ENUM, .def = "auto", .names = tristate_names,
      .aliases = "overlap_comm async",
      .help = "reduce gradient buckets during the backward pass (non-blocking allreduce); "
              "auto: when the last bucket, which cannot overlap, is under half the gradient",

@@ -14,6 +14,7 @@
 #include "dpt/model.h"
 #include "dpt/npy.h"
 #include "dpt/optim.h"
+#include "dpt/train.h"
 #include "inspect.h"
 
 static void print_row(const char *part, const dpt_layer *l, const char *what)
@@ -63,7 +64,9 @@ void cli_memory_estimate(const dpt_model *m, const dpt_config *cfg, int ranks, c
     double n = (double)m->n_params, real = sizeof(dpt_real);
     out->model = (double)m->bytes;
     if (!dpt_optim_is_second_order(cfg->optim.method)) {
-        int sharded = cfg->update.shard_state && ranks > 1;
+        int sharded = 0, overlapped = 0;
+        if (dpt_update_choose(m, cfg, ranks, &sharded, &overlapped) != DPT_OK) sharded = 0;
+        out->sharded = sharded;
         double slice = sharded ? n / ranks : n;
         out->optimizer = dpt_optim_state_vectors(cfg->optim.method) * slice * real;
         /* a sharded update keeps its slice before the update (layer statistics) */
@@ -100,7 +103,7 @@ void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
         snprintf(what, sizeof what, "optimizer: %s, %d vector%s, %s", dpt_optim_method_name(cfg->optim.method),
                  dpt_optim_state_vectors(cfg->optim.method),
                  dpt_optim_state_vectors(cfg->optim.method) == 1 ? "" : "s",
-                 cfg->update.shard_state && ranks > 1 ? "sharded over the ranks" : "replicated");
+                 mem->sharded ? "sharded over the ranks" : "replicated");
     printf("  %-58s %12s\n", what, b[1]);
     printf("  %-58s %12s\n", "data: training and test sets (each rank holds both)", b[2]);
     printf("  %-58s %12s\n", "batch and evaluation buffers, the permutation", b[3]);

@@ -21,6 +21,7 @@ typedef struct cli_memory {
     double data;      /* training and test sets */
     double buffers;   /* permutation, batch and evaluation buffers */
     double total;
+    int sharded;      /* the optimizer state is sharded (dpt_update_choose) */
 } cli_memory;
 
 /* m: the model as the trainer builds it (its buffers sized for the
