@@ -3,7 +3,6 @@
 
 #include <math.h>
 
-#include "clones.h"
 
 /* Round multipliers and Weyl key increments of Philox4x32 (Salmon et al. 2011). */
 #define PHILOX_M0 0xD2511F53u
@@ -106,7 +105,7 @@ uint64_t dpt_rng_below(dpt_rng *rng, uint64_t n)
  * (the other counter words fixed), word k of lane j in out[k][j]. The
  * same rounds as dpt_philox4x32_10, lane by lane, so that each step of a
  * round is one vector operation over the lanes. */
-DPT_CLONES static void philox_lanes(uint32_t out[4][LANES], uint32_t first, const uint32_t counter[4],
+static void philox_lanes_portable(uint32_t out[4][LANES], uint32_t first, const uint32_t counter[4],
                                     const uint32_t key[2])
 {
     uint32_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
@@ -124,6 +123,58 @@ DPT_CLONES static void philox_lanes(uint32_t out[4][LANES], uint32_t first, cons
         k1 += PHILOX_W1;
     }
     for (int j = 0; j < LANES; j++) out[0][j] = c0[j], out[1][j] = c1[j], out[2][j] = c2[j], out[3][j] = c3[j];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same rounds on eight lanes with AVX2 integer instructions. GCC does
+ * not vectorize the 32 x 32 -> 64 bit products of philox_lanes_portable (it
+ * stayed scalar: 16 imul per call), and the dropout masks of the CNN config
+ * spent 4% of the step there. The high halves: _mm256_mul_epu32 multiplies
+ * the even lanes into 64-bit products; the odd lanes shifted down give the
+ * others. Integer arithmetic: bit for bit the portable results. */
+__attribute__((target("avx2"))) static void philox_lanes_avx2(uint32_t out[4][LANES], uint32_t first,
+                                                               const uint32_t counter[4],
+                                                               const uint32_t key[2])
+{
+    const __m256i m0 = _mm256_set1_epi32((int)PHILOX_M0), m1 = _mm256_set1_epi32((int)PHILOX_M1);
+    __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i c1 = _mm256_set1_epi32((int)counter[1]), c2 = _mm256_set1_epi32((int)counter[2]);
+    __m256i c3 = _mm256_set1_epi32((int)counter[3]);
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        /* high 32 bits of m * c in every lane */
+        __m256i even0 = _mm256_srli_epi64(_mm256_mul_epu32(c0, m0), 32);
+        __m256i odd0 = _mm256_mul_epu32(_mm256_srli_epi64(c0, 32), m0);
+        __m256i hi0 = _mm256_blend_epi32(even0, odd0, 0xAA);
+        __m256i even1 = _mm256_srli_epi64(_mm256_mul_epu32(c2, m1), 32);
+        __m256i odd1 = _mm256_mul_epu32(_mm256_srli_epi64(c2, 32), m1);
+        __m256i hi1 = _mm256_blend_epi32(even1, odd1, 0xAA);
+        __m256i lo0 = _mm256_mullo_epi32(c0, m0), lo1 = _mm256_mullo_epi32(c2, m1);
+        __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    _mm256_storeu_si256((__m256i *)out[0], c0);
+    _mm256_storeu_si256((__m256i *)out[1], c1);
+    _mm256_storeu_si256((__m256i *)out[2], c2);
+    _mm256_storeu_si256((__m256i *)out[3], c3);
+}
+#define DPT_PHILOX_AVX2 1
+#endif
+
+static void philox_lanes(uint32_t out[4][LANES], uint32_t first, const uint32_t counter[4],
+                         const uint32_t key[2])
+{
+#ifdef DPT_PHILOX_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        philox_lanes_avx2(out, first, counter, key);
+        return;
+    }
+#endif
+    philox_lanes_portable(out, first, counter, key);
 }
 
 void dpt_rng_mask_below(dpt_rng *rng, dpt_real *mask, size_t n, double p, dpt_real value)
