@@ -40,7 +40,12 @@
 # Environment: SCALING_CONSTANTS (default bench/results/scaling-constants.json),
 # SCALING_PNG (default bench/results/scaling-model.png) and SCALING_MD
 # (default bench/results/scaling-model.md) name the outputs;
-# SCALING_QUICK=1 measures fewer sizes and shorter runs (a smoke test).
+# SCALING_QUICK=1 measures fewer sizes and shorter runs (a smoke test);
+# SCALING_REPEATS (default 3) and SCALING_VAL_REPEATS (default 3) are the
+# runs of each compute measurement and of each dptrain run on the
+# simulated hosts (fewer: a busy machine, where each run waits for the lock);
+# SCALING_SHAPES (default "none 10gbit 1gbit 200mbit") the links of part 2
+# (the model needs none, and 1gbit or 200mbit; 10gbit is only shown).
 # SCALING_PARTS="compute net hosts noise" (the default: all) measures only
 # the parts named (1, 2, 3, 4 above) and keeps the other parts' records from
 # the raw file of the last measurement (SCALING_CONSTANTS with -raw.jsonl
@@ -170,7 +175,7 @@ cnn_ini="$top/configs/fashion-cnn.ini"
 
 # ---- 1. compute
 if want compute; then
-  repeats=3; batches=(64 256 1024)
+  repeats=${SCALING_REPEATS:-3}; batches=(64 256 1024)
   ((quick)) && { repeats=1; batches=(64 1024); }
   # on_one RANKS NAME BATCH SAMPLES [CONFIG]: RANKS ranks x 1 thread on this
   # machine (shared memory), about SAMPLES samples per rank, REPEATS times
@@ -240,9 +245,12 @@ fi
 if want net; then
   sizes=(32 4k 16k 64k 256k 1m 4m 16m 64m 535818f 422090f)
   ((quick)) && sizes=(32 4k 1m 4m 535818f 422090f)
-  for s in none 10gbit 1gbit 200mbit; do
+  for s in ${SCALING_SHAPES:-none 10gbit 1gbit 200mbit}; do
     shape "$s"
     log "network: $s"
+    # 64 MiB at 200 Mbit/s: a minute per algorithm on 3 hosts; the sizes up
+    # to 16 MiB fix the line as well
+    sz=(); for x in "${sizes[@]}"; do [[ $s == 200mbit && $x == 64m ]] || sz+=("$x"); done
     hosts_cmd 2 120 "$work/allreduce_bench"
     locked "$work/out" "{\"kind\":\"net\",\"shape\":\"$s\",\"alg\":\"p2p\"}" \
       "${hcmd[@]}" -- --p2p --seconds 1 4 64k 4m
@@ -254,7 +262,7 @@ if want net; then
         [[ $alg == iallreduce ]] && mode_arg=--iallreduce
         hosts_cmd "$p" 400 "$work/allreduce_bench"
         locked "$work/out" "{\"kind\":\"net\",\"shape\":\"$s\",\"alg\":\"$alg\"}" \
-          env "${extra[@]}" "${hcmd[@]}" -- "$mode_arg" --seconds $((quick ? 0 : 1)) "${sizes[@]}"
+          env "${extra[@]}" "${hcmd[@]}" -- "$mode_arg" --seconds $((quick ? 0 : 1)) "${sz[@]}"
       done
     done
   done
@@ -262,7 +270,7 @@ fi
 
 # ---- 3. dptrain on 2 simulated hosts: the runs the model is checked against
 if want hosts; then
-  val_repeats=3; ((quick)) && val_repeats=1
+  val_repeats=${SCALING_VAL_REPEATS:-3}; ((quick)) && val_repeats=1
   for s in none 1gbit 200mbit; do
     shape "$s"
     for name in mlp cnn; do

@@ -616,6 +616,26 @@ def batch_needed(ws, net, target, P=64):
     return None
 
 
+def best_batch_for_time(ws, net, b_noise, P=64):
+    """The per-rank batch b (multiples of 8 from the smallest measured one
+    to 4x the largest) with which P nodes reach a target loss soonest: time
+    = S_min (1 + B_noise/(P b)) t_c(b) / efficiency(b). A larger b means
+    fewer, longer steps and better efficiency; the steps stop falling once P
+    b is well above B_noise. Returns b and the speedup over 1 node at the
+    smallest measured batch (1 node is fastest at its smallest batch)."""
+    b0 = ws[0]
+    s_min_time = lambda w, b: (1 + b_noise / (P * b)) * w.t_c / w.efficiency(net, P)  # steps x step time / S_min
+    ref = (1 + b_noise / b0.batch) * b0.t_c
+    best = None
+    for b in range(b0.batch, 4 * ws[-1].batch + 1, 8):
+        near = min(ws, key=lambda w: abs(math.log(w.batch / b)))
+        w = near.at_batch(b, ws)
+        t = s_min_time(w, b)
+        if best is None or t < best[1]:
+            best = (b, t)
+    return best[0], ref / best[1]
+
+
 def noise_of(consts, name):
     ns = consts.get("noise_scale", {}).get(name)
     return ns["B_simple"] if ns and (ns.get("B_simple") or 0) > 0 else None
@@ -697,16 +717,22 @@ def markdown(consts, work, mk, alpha, eta, eta_ar, eta_p2p, gamma, vrows, png, p
     err = lambda v, k: (v[k] - v["samples_per_s"]) / v["samples_per_s"]
     for v in vrows:
         runs = sorted(v["samples_per_s_runs"])
+        nominal = NOMINAL_BPS.get(v["shape"])
         add("| %s | %s | %s | %.0f | %.0f (%.0f-%.0f) | %+.1f%% | %+.1f%% |"
-            % (v["shape"], v["model"].upper(), "on" if v["overlap"] else "off", v["predicted"], v["samples_per_s"],
+            % (fmt_rate(nominal) if nominal else "unshaped veth", v["model"].upper(), "on" if v["overlap"] else "off", v["predicted"], v["samples_per_s"],
                runs[0], runs[-1], 100 * err(v, "predicted"), 100 * err(v, "predicted_2ranks")))
     if vrows:
         e1 = [abs(err(v, "predicted")) for v in vrows]
         e2 = [abs(err(v, "predicted_2ranks")) for v in vrows]
+        shaped = [abs(err(v, "predicted")) for v in vrows if NOMINAL_BPS.get(v["shape"])]
         add("")
-        add("Median absolute error %.0f%%, largest %.0f%%. The last column takes the compute of a rank from 2 ranks"
-            % (100 * float(np.median(e1)), 100 * max(e1)))
-        add("sharing this machine (as the 2 simulated hosts do) instead of 1 rank alone: median %.0f%%, largest %.0f%%."
+        if shaped:
+            add("On the rate-limited links: median absolute error %.0f%%, largest %.0f%%; over all rows %.0f%% and %.0f%%."
+                % (100 * float(np.median(shaped)), 100 * max(shaped), 100 * float(np.median(e1)), 100 * max(e1)))
+        else:
+            add("Median absolute error %.0f%%, largest %.0f%%." % (100 * float(np.median(e1)), 100 * max(e1)))
+        add("The last column takes the compute of a rank from 2 ranks sharing this machine (as the 2 simulated")
+        add("hosts do) instead of 1 rank alone: median %.0f%%, largest %.0f%% over all rows."
             % (100 * float(np.median(e2)), 100 * max(e2)))
     add("")
     add("**Predicted efficiency** (overlap as dptrain's `auto` picks; alpha as measured, and 20 us as for a")
@@ -745,8 +771,9 @@ def markdown(consts, work, mk, alpha, eta, eta_ar, eta_p2p, gamma, vrows, png, p
         s += "dptrain's `auto` %s." % ("overlaps" if w.auto_overlap else "does not overlap (the last bucket is over half)")
         add(s)
     add("")
-    add("**Where larger batches stop helping** (64 nodes, measured alpha, overlap auto): communication per step")
-    add("does not depend on b, so efficiency rises with b while compute grows;")
+    add("**Where larger batches stop helping** (64 nodes, measured alpha, overlap auto): efficiency rises with the")
+    add("per-rank batch b (the communication per step does not depend on b), but the steps to a target loss stop")
+    add("falling once the global batch 64 b is well above the gradient noise scale:")
     add("")
     for name in models:
         ws = sorted((w for (n, _), w in work.items() if n == name), key=lambda w: w.batch)
@@ -761,6 +788,9 @@ def markdown(consts, work, mk, alpha, eta, eta_ar, eta_p2p, gamma, vrows, png, p
             if bn:
                 s += "; speedup to a target loss over 1 node at the same b: %s" % ", ".join(
                     "%.1fx at b = %d" % (useful_speedup(w.efficiency(net, 64), 64, w.batch, bn), w.batch) for w in ws)
+                b_best, sp = best_batch_for_time(ws, net, bn)
+                s += "; the time to the target is shortest at b = %d%s, %.1fx faster than 1 node at b = %d" % (
+                    b_best, " (the smallest batch measured)" if b_best == ws[0].batch else "", sp, ws[0].batch)
             add(s + ".")
         if bn:
             add("- %s: the steps to a target loss scale as 1 + B_noise/B with the global batch B = N b (McCandlish et "
@@ -768,6 +798,10 @@ def markdown(consts, work, mk, alpha, eta, eta_ar, eta_p2p, gamma, vrows, png, p
                 "buy samples/s but hardly any time to the target (64 nodes at b = %d: B = %d, %.0fx B_noise); the "
                 "speedup over 1 node at batch b is at most efficiency x (1 + B_noise/b)."
                 % (name.upper(), bn, ws[0].batch, 64 * ws[0].batch, 64 * ws[0].batch / bn))
+        elif consts.get("noise_scale", {}).get(name):
+            ns = consts["noise_scale"][name]
+            add("- %s: dptrain's B_simple estimate was not positive after %d steps at global batch %d (too noisy),"
+                " so the time-to-loss limit is not given." % (name.upper(), ns["step"], ns["global_batch"]))
         else:
             add("- %s: no gradient noise scale measured (the time-to-loss limit is not given)." % name.upper())
     add("")
