@@ -806,11 +806,12 @@ def markdown(consts, work, mk, alpha, eta, eta_ar, eta_p2p, gamma, vrows, png, p
             add("- %s: no gradient noise scale measured (the time-to-loss limit is not given)." % name.upper())
     add("")
     add("Assumptions and limits: ring allreduce; a node computes like one core of this machine; no congestion")
-    add("(a non-blocking switch); eta and gamma as measured at 10 and 100 Gbit/s (one TCP stream from one core")
-    add("does not reach 100 Gbit/s: that needs RDMA); perfect progress of the non-blocking allreduce in backward.")
-    add("eta comes from allreduces that send both ways at once through tbf on simulated links, and is well below")
-    add("one-way TCP goodput (%.2f vs %.2f); `bench/scaling_model.py predict --eta p2p` gives the tables with" % (eta_ar, eta_p2p))
-    add("the one-way goodput instead (an ideal transport).")
+    add("(a non-blocking switch); eta and gamma as measured here, applied at 10 and 100 Gbit/s (one TCP stream")
+    add("from one core does not reach 100 Gbit/s: that needs RDMA); perfect progress of the non-blocking allreduce")
+    add("in backward; B_noise from the end of one short run (it grows as training proceeds). eta comes from")
+    add("allreduces that send both ways at once through tbf on simulated links (%.2f, against %.2f for one-way TCP"
+        % (eta_ar, eta_p2p))
+    add("goodput); `bench/scaling_model.py predict --eta p2p` gives the tables with the one-way goodput instead.")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
     print("markdown: %s" % path)
