@@ -820,6 +820,25 @@ static void check_pool_naive(int c, int h, int w, int kh, int kw, int stride, ui
                 CU_ASSERT_DOUBLE_EQUAL(avg[o], mean, SAME_TOL);
             }
     }
+    /* max pooling's input gradient: zero, plus each output's gradient at its
+     * window's first maximum, bit for bit (the sign of zeros included) */
+    dpt_real *dout = alloc_real(p.nout), *dx = alloc_real(p.nx), *want = alloc_real(p.nx);
+    for (size_t i = 0; i < p.nout; i++) dout[i] = (dpt_real)((int)(i % 7) - 3) * (dpt_real)0.5 - (dpt_real)0.0;
+    for (size_t i = 0; i < p.nout; i += 5) dout[i] = (dpt_real)-0.0;
+    memset(want, 0, sizeof(dpt_real) * p.nx);
+    o = 0;
+    for (int q = 0; q < 2 * c; q++)
+        for (int oy = 0; oy < p.g.out_h; oy++)
+            for (int ox = 0; ox < p.g.out_w; ox++, o++) {
+                double max, mean;
+                int first = -1;
+                naive_window(p.x + q * plane, &p.g, oy, ox, &max, &mean, &first);
+                want[q * plane + (size_t)first] += dout[o];
+            }
+    for (size_t i = 0; i < p.nx; i++) dx[i] = (dpt_real)7; /* stale values must go */
+    dpt_maxpool_backward(dx, dout, p.argmax, 2, &p.g);
+    CU_ASSERT(memcmp(dx, want, sizeof(dpt_real) * p.nx) == 0);
+    free(dout), free(dx), free(want);
     free(avg);
     free(gap);
     pool_free(&p);
