@@ -5,16 +5,6 @@
 #include <limits.h>
 #include <string.h>
 
-#include "../core/clones.h"
-
-/* GCC turns short copy and fill loops back into memcpy/memset calls; where
- * the runs are a few dozen values the calls cost more than the copies. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define DPT_INLINE_COPIES __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define DPT_INLINE_COPIES
-#endif
-
 #include "../core/vec.h"
 
 /* ---------------------------------------------------------------- geometry */
@@ -98,31 +88,23 @@ static void valid_columns(const dpt_conv_geom *g, int j, int *lo, int *hi)
     if (*lo > *hi) *lo = *hi;
 }
 
-/* One im2col row (kernel offset i, j of one channel plane): dst[out_h][out_w].
- * The runs are short (an image row: 14 or 28 values in the CNN config), so
- * they are plain loops, not memcpy/memset calls: the calls' fixed cost was
- * most of im2col's 9% of the CNN's step (perf: memmove 4.1%). */
-DPT_CLONES DPT_INLINE_COPIES static void im2col_row(dpt_real *restrict dst, const dpt_real *restrict plane,
-                                  const dpt_conv_geom *g, int i, int j)
+/* One im2col row (kernel offset i, j of one channel plane): dst[out_h][out_w]. */
+static void im2col_row(dpt_real *dst, const dpt_real *plane, const dpt_conv_geom *g, int i, int j)
 {
     int lo, hi;
     valid_columns(g, j, &lo, &hi);
-    const int x0 = j * g->dilation - g->pad_left, stride = g->stride, out_w = g->out_w;
-    for (int oy = 0; oy < g->out_h; oy++, dst += out_w) {
+    const int x0 = j * g->dilation - g->pad_left, stride = g->stride;
+    for (int oy = 0; oy < g->out_h; oy++, dst += g->out_w) {
         int y = oy * g->stride - g->pad_top + i * g->dilation;
         if (y < 0 || y >= g->in_h) {
-            for (int ox = 0; ox < out_w; ox++) dst[ox] = 0;
+            memset(dst, 0, sizeof(dpt_real) * g->out_w);
             continue;
         }
         const dpt_real *row = plane + (size_t)y * g->in_w; /* x0 + ox stride >= 0 in [lo, hi) */
         for (int ox = 0; ox < lo; ox++) dst[ox] = 0;
-        if (stride == 1) {
-            const dpt_real *src = row + x0;
-            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox];
-        } else {
-            for (int ox = lo; ox < hi; ox++) dst[ox] = row[x0 + ox * stride];
-        }
-        for (int ox = hi; ox < out_w; ox++) dst[ox] = 0;
+        if (stride == 1 && hi > lo) memcpy(dst + lo, row + x0 + lo, sizeof(dpt_real) * (size_t)(hi - lo));
+        else for (int ox = lo; ox < hi; ox++) dst[ox] = row[x0 + ox * stride];
+        for (int ox = hi; ox < g->out_w; ox++) dst[ox] = 0;
     }
 }
 
