@@ -206,6 +206,44 @@ static void test_fd_multitask(void)
     check_fd(&spec, (dpt_shape){1, 5, 5}, 6, "multi-task: 3 heads, weights 1, 0.5, 2, label maps");
 }
 
+/* Batch norm + ReLU run fused in training mode (src/nn/forward.c): the same
+ * loss, gradients, running statistics and outputs bit for bit as the two
+ * layers one by one, in the trunk and in a head, with a ReLU the last layer
+ * of the trunk not fused across into the head; the fused batch norm leaves
+ * its own output buffer unwritten (so the fusion did happen). */
+static void test_bn_relu_fused(void)
+{
+    dpt_model_spec spec;
+    make_spec(&spec, "conv 4 3 pad=same, batchnorm, relu, maxpool 2, flatten, 12, batchnorm, relu, "
+                     "dropout 0.8, 9, batchnorm", DPT_LOSS_SOFTMAX_XENT);
+    add_head(&spec, "item", "relu, 7, batchnorm, relu, 5", DPT_LOSS_SOFTMAX_XENT, 1);
+    enum { B = 5 };
+    dpt_model fused, plain;
+    dpt_model *ms[2] = {&fused, &plain};
+    dpt_real x[B * 64];
+    uint8_t y[B] = {0, 3, 4, 1, 2};
+    fill_uniform(x, B * 64, -1, 1, 77);
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        CU_ASSERT_FATAL(dpt_model_create(ms[k], (dpt_shape){1, 8, 8}, &spec, B) == DPT_OK);
+        CU_ASSERT_FATAL(dpt_model_init_params(ms[k], 5, NULL) == DPT_OK);
+        for (size_t p = 0; p < ms[k]->n_params; p++) ms[k]->params[p] += (dpt_real)(0.05 * sin(3.0 * p));
+        ms[k]->unfused = k;
+        const dpt_layer *bn = &ms[k]->layers[1];
+        for (size_t i = 0; i < (size_t)B * dpt_shape_size(bn->out); i++) ms[k]->acts[bn->out_offset + i] = 12345;
+        memset(ms[k]->grads, 0, sizeof(dpt_real) * ms[k]->n_params);
+        loss[k] = total_loss(ms[k], x, y, B, 1);
+    }
+    CU_ASSERT(loss[0] == loss[1]);
+    CU_ASSERT(memcmp(fused.grads, plain.grads, sizeof(dpt_real) * fused.n_params) == 0);
+    CU_ASSERT(memcmp(fused.state, plain.state, sizeof(dpt_real) * fused.n_state) == 0);
+    CU_ASSERT(memcmp(dpt_model_head_output(&fused, 0), dpt_model_head_output(&plain, 0), sizeof(dpt_real) * B * 5) == 0);
+    const dpt_layer *bn = &fused.layers[1];
+    CU_ASSERT(fused.acts[bn->out_offset] == 12345 && plain.acts[bn->out_offset] != 12345);
+    dpt_model_destroy(&fused);
+    dpt_model_destroy(&plain);
+}
+
 /* ---------------------------------------------------------------- structure */
 
 static void test_heads_share_trunk(void)
@@ -302,6 +340,7 @@ int main(void)
         {"MLP vs finite differences", test_fd_mlp},
         {"CNN with batch norm and dropout vs finite differences", test_fd_cnn},
         {"multi-task loss vs finite differences", test_fd_multitask},
+        {"batch norm + ReLU fused: bit for bit the two layers", test_bn_relu_fused},
         {"heads share the trunk", test_heads_share_trunk},
         {"parameter sharing: conv vs local vs dense", test_sharing_saves_parameters},
         {"shape errors", test_shape_errors},

@@ -122,6 +122,13 @@ typedef struct dpt_batchnorm_ctx {
     dpt_reduce_fn reduce; /* NULL: per-rank statistics */
     void *reduce_user;
     double *scratch;   /* [3 C + 1] doubles of workspace */
+    /* A ReLU that follows the batch norm, fused in (0/NULL: none). Forward
+     * with relu = 1 writes relu(gamma xhat + beta) to out (the ReLU layer's
+     * output; the batch norm's own is never written); backward with
+     * relu_out = that output reads dout as the ReLU's output gradient and
+     * masks it where relu_out is not positive. Bit for bit the two layers. */
+    int relu;
+    const dpt_real *relu_out;
 } dpt_batchnorm_ctx;
 
 /* Training mode: batch statistics (sum, sum of squares and count reduced

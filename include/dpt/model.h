@@ -150,6 +150,7 @@ typedef struct dpt_model {
     uint8_t *head_labels;       /* [max_batch] labels after a head's map */
     size_t bytes;               /* all of the above: parameters, gradients, activations,
                                    workspaces (what a rank holds for the model) */
+    int unfused;                /* 1: no fused layer pairs (tests compare the two) */
 } dpt_model;
 
 /* How a forward pass runs. */

@@ -55,6 +55,27 @@ DPT_CLONES void dpt_vec_sum_dot(const dpt_real *restrict x, const dpt_real *rest
     *dot = d_all;
 }
 
+DPT_CLONES void dpt_vec_sum_dot_masked(const dpt_real *restrict x, const dpt_real *restrict mask,
+                                       const dpt_real *restrict y, size_t n, double *sum, double *dot)
+{
+    double s[LANES] = {0}, d[LANES] = {0}, s_all = 0, d_all = 0;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            dpt_real g = dpt_relu_keep(x[i + k], mask[i + k]);
+            s[k] += (double)g;
+            d[k] += (double)g * y[i + k];
+        }
+    for (; i < n; i++) {
+        dpt_real g = dpt_relu_keep(x[i], mask[i]);
+        s_all += (double)g;
+        d_all += (double)g * y[i];
+    }
+    for (int k = 0; k < LANES; k++) s_all += s[k], d_all += d[k];
+    *sum = s_all;
+    *dot = d_all;
+}
+
 DPT_CLONES double dpt_vec_sumsq_scaled(const dpt_real *restrict x, size_t n, dpt_real c)
 {
     double part[LANES] = {0}, sum = 0;

@@ -46,9 +46,19 @@ static void update_running(dpt_real *running_mean, dpt_real *running_var, double
 
 /* One channel plane of normalize_affine; the per-channel numbers come in
  * as arguments so that the loop reads nothing but x. */
-DPT_CLONES static void normalize_plane(dpt_real *out, dpt_real *xhat, const dpt_real *x, int n,
-                                       double mean, double inv_std, double gamma, double beta)
+DPT_CLONES static void normalize_plane(dpt_real *restrict out, dpt_real *restrict xhat,
+                                       const dpt_real *restrict x, int n, double mean, double inv_std,
+                                       double gamma, double beta, int relu)
 {
+    if (relu) { /* ReLU fused in: what the ReLU layer computes from out */
+        for (int k = 0; k < n; k++) {
+            double h = ((double)x[k] - mean) * inv_std;
+            xhat[k] = (dpt_real)h;
+            dpt_real v = (dpt_real)(gamma * h + beta);
+            out[k] = v > 0 ? v : 0;
+        }
+        return;
+    }
     for (int k = 0; k < n; k++) {
         double h = ((double)x[k] - mean) * inv_std;
         xhat[k] = (dpt_real)h;
@@ -59,13 +69,13 @@ DPT_CLONES static void normalize_plane(dpt_real *out, dpt_real *xhat, const dpt_
 /* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4). */
 static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
                              const double *mean, const double *inv_std, const dpt_real *gamma,
-                             const dpt_real *beta, int B, int C, int spatial)
+                             const dpt_real *beta, int B, int C, int spatial, int relu)
 {
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
             normalize_plane(out + base, xhat + base, x + base, spatial, mean[c], inv_std[c], gamma[c],
-                            beta[c]);
+                            beta[c], relu);
         }
 }
 
@@ -89,7 +99,7 @@ double dpt_batchnorm_forward_train(dpt_real *out, dpt_real *xhat, dpt_real *inv_
         sumsq[c] = 1 / sqrt(var + ctx->eps); /* the slot is consumed: reuse it in double */
         inv_std[c] = (dpt_real)sumsq[c];
     }
-    normalize_affine(out, xhat, x, mean, sumsq, gamma, beta, B, C, spatial);
+    normalize_affine(out, xhat, x, mean, sumsq, gamma, beta, B, C, spatial, ctx->relu);
     return N;
 }
 
@@ -112,7 +122,7 @@ void dpt_batchnorm_forward_eval(dpt_real *out, const dpt_real *x, const dpt_real
 
 /* Per-channel sums of dout and of dout xhat over this process's samples. */
 static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt_real *dout,
-                              const dpt_real *xhat, int B, int C, int spatial)
+                              const dpt_real *relu_out, const dpt_real *xhat, int B, int C, int spatial)
 {
     memset(sum_dout, 0, sizeof(double) * (size_t)C);
     memset(sum_dout_xhat, 0, sizeof(double) * (size_t)C);
@@ -120,16 +130,26 @@ static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
             double s, q;
-            dpt_vec_sum_dot(dout + base, xhat + base, (size_t)spatial, &s, &q);
+            if (relu_out) dpt_vec_sum_dot_masked(dout + base, relu_out + base, xhat + base, (size_t)spatial, &s, &q);
+            else dpt_vec_sum_dot(dout + base, xhat + base, (size_t)spatial, &s, &q);
             sum_dout[c] += s;
             sum_dout_xhat[c] += q;
         }
 }
 
 /* One channel plane of the input gradient: k (count dout - sum_dout - xhat sum_dout_xhat). */
-DPT_CLONES static void input_grad_plane(dpt_real *dx, const dpt_real *dout, const dpt_real *xhat, int n,
-                                        double k, double count, double sum_dout, double sum_dout_xhat)
+DPT_CLONES static void input_grad_plane(dpt_real *restrict dx, const dpt_real *restrict dout,
+                                        const dpt_real *restrict relu_out, const dpt_real *restrict xhat,
+                                        int n, double k, double count, double sum_dout,
+                                        double sum_dout_xhat)
 {
+    if (relu_out) { /* the fused ReLU's backward: dout where its output is positive */
+        for (int s = 0; s < n; s++) {
+            dpt_real g = dpt_relu_keep(dout[s], relu_out[s]);
+            dx[s] = (dpt_real)(k * (count * g - sum_dout - xhat[s] * sum_dout_xhat));
+        }
+        return;
+    }
     for (int s = 0; s < n; s++)
         dx[s] = (dpt_real)(k * (count * dout[s] - sum_dout - xhat[s] * sum_dout_xhat));
 }
@@ -142,7 +162,7 @@ void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, con
                             int B, int C, int spatial, double count, const dpt_batchnorm_ctx *ctx)
 {
     double *sum_dout = ctx->scratch, *sum_dout_xhat = sum_dout + C;
-    channel_grad_sums(sum_dout, sum_dout_xhat, dout, xhat, B, C, spatial);
+    channel_grad_sums(sum_dout, sum_dout_xhat, dout, ctx->relu_out, xhat, B, C, spatial);
     /* local sums: the gradient allreduce adds the other ranks' shares later */
     for (int c = 0; c < C; c++) {
         dbeta[c] += (dpt_real)sum_dout[c];
@@ -157,7 +177,8 @@ void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, con
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
             double k = gamma[c] * (double)inv_std[c] / count;
-            input_grad_plane(dx + base, dout + base, xhat + base, spatial, k, count, sum_dout[c],
+            const dpt_real *mask = ctx->relu_out ? ctx->relu_out + base : NULL;
+            input_grad_plane(dx + base, dout + base, mask, xhat + base, spatial, k, count, sum_dout[c],
                              sum_dout_xhat[c]);
         }
 }

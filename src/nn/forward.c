@@ -11,7 +11,7 @@ static dpt_real *layer_out(const dpt_model *m, const dpt_layer *l)
 
 static dpt_batchnorm_ctx bn_ctx(const dpt_model *m, const dpt_layer *l, const dpt_forward_ctx *ctx)
 {
-    dpt_batchnorm_ctx bn = {l->spec.momentum, l->spec.eps, NULL, NULL, m->bn_scratch};
+    dpt_batchnorm_ctx bn = {l->spec.momentum, l->spec.eps, NULL, NULL, m->bn_scratch, 0, NULL};
     if (l->spec.sync) {
         bn.reduce = ctx->reduce;
         bn.reduce_user = ctx->reduce_user;
@@ -35,8 +35,20 @@ static void dropout_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt
     dpt_dropout_apply(out, in, mask, n);
 }
 
+/* Layer i is a batch norm in training mode followed, within layers
+ * [.., last], by a ReLU: the pair runs as one pass forward and one backward
+ * (the ReLU's activations and gradients are over L2-sized: each pass over
+ * them was 1.5% of the CNN config's step). The batch norm's own output is
+ * then never written; nothing reads it (the ReLU's backward uses its own
+ * output). In evaluation mode the layers run one by one. */
+static int fused_bn_relu(const dpt_model *m, int i, int last, const dpt_forward_ctx *ctx)
+{
+    return !m->unfused && ctx->batch_stats && i < last && m->layers[i].spec.kind == DPT_LAYER_BATCHNORM &&
+           m->layers[i + 1].spec.kind == DPT_LAYER_ACTIVATION && m->layers[i + 1].spec.act == DPT_ACT_RELU;
+}
+
 static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt_real *in, int B,
-                              const dpt_forward_ctx *ctx)
+                              const dpt_forward_ctx *ctx, int relu)
 {
     int C = l->in.c, spatial = l->in.h * l->in.w;
     const dpt_real *gamma = m->params + l->param_offset, *beta = gamma + C;
@@ -47,6 +59,7 @@ static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const d
     }
     dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
     dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
+    bn.relu = relu;
     l->bn_count = dpt_batchnorm_forward_train(out, xhat, inv_std, mean, var, in, gamma, beta, B, C,
                                               spatial, &bn);
 }
@@ -72,7 +85,7 @@ static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
     case DPT_LAYER_FLATTEN: memcpy(out, in, sizeof(dpt_real) * n_in); break;
     case DPT_LAYER_ACTIVATION: dpt_activation_forward(out, in, n_in, l->spec.act); break;
     case DPT_LAYER_DROPOUT: dropout_forward(m, l, out, in, B, ctx); break;
-    case DPT_LAYER_BATCHNORM: batchnorm_forward(m, l, out, in, B, ctx); break;
+    case DPT_LAYER_BATCHNORM: batchnorm_forward(m, l, out, in, B, ctx, 0); break;
     default: break;
     }
 }
@@ -81,7 +94,8 @@ static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
  * din is NULL for the model's first layer when its input gradient is not
  * needed (only weighted layers can skip it). */
 static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout,
-                           const dpt_real *in, int B, const dpt_forward_ctx *ctx)
+                           const dpt_real *in, int B, const dpt_forward_ctx *ctx,
+                           const dpt_real *fused_relu_out)
 {
     const dpt_real *w = m->params + l->param_offset, *out = layer_out(m, l);
     dpt_real *dw = m->grads + l->param_offset, *db = dw + l->n_weights;
@@ -107,6 +121,7 @@ static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_
     case DPT_LAYER_BATCHNORM: {
         const dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
         dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
+        bn.relu_out = fused_relu_out; /* NULL: no ReLU fused in */
         dpt_batchnorm_backward(din, dw, db, dout, xhat, inv_std, w, B, l->in.c, l->in.h * l->in.w,
                                l->bn_count, &bn);
         break;
@@ -151,7 +166,12 @@ static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real
                                   const dpt_forward_ctx *ctx)
 {
     for (int i = first; i < first + n; i++) {
-        layer_forward(m, &m->layers[i], in, B, ctx);
+        if (fused_bn_relu(m, i, first + n - 1, ctx)) {
+            batchnorm_forward(m, &m->layers[i], layer_out(m, &m->layers[i + 1]), in, B, ctx, 1);
+            i++; /* the ReLU is done */
+        } else {
+            layer_forward(m, &m->layers[i], in, B, ctx);
+        }
         in = layer_out(m, &m->layers[i]);
     }
     return in;
@@ -165,6 +185,9 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
 {
     for (int i = first + n - 1; i >= first; i--) {
         dpt_layer *l = &m->layers[i];
+        /* a ReLU fused into the batch norm before it: that one's backward does both */
+        if (i > first && fused_bn_relu(m, i - 1, first + n - 1, ctx)) continue;
+        const dpt_real *relu_out = fused_bn_relu(m, i, first + n - 1, ctx) ? layer_out(m, l + 1) : NULL;
         const dpt_real *in = i == first ? input : layer_out(m, &m->layers[i - 1]);
         dpt_real *din = dout == m->delta[0] ? m->delta[1] : m->delta[0];
         int weighted = l->spec.kind <= DPT_LAYER_TILED;
@@ -172,7 +195,7 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
         if (ctx->layer_done && (l->spec.kind == DPT_LAYER_DENSE || l->spec.kind == DPT_LAYER_CONV2D)) {
             split_backward(m, l, i, din, dout, in, B, ctx);
         } else {
-            layer_backward(m, l, din, dout, in, B, ctx);
+            layer_backward(m, l, din, dout, in, B, ctx, relu_out);
             if (ctx->layer_done && l->n_weights + l->n_bias > 0) ctx->layer_done(i, ctx->layer_done_user);
         }
         dout = din;
