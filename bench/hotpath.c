@@ -22,28 +22,13 @@
 #include "dpt/data.h"
 #include "dpt/train.h"
 
+#include "bench_util.h"
+
 static double monotonic(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    if (text && fread(text, 1, (size_t)n, f) != (size_t)n) {
-        free(text);
-        text = NULL;
-    }
-    if (text) text[n] = '\0';
-    fclose(f);
-    return text;
 }
 
 static void fail(int rank, const char *what)
@@ -66,7 +51,7 @@ int main(int argc, char **argv)
         return 2;
     }
     long steps = atol(argv[2]), warmup = argc > 3 ? atol(argv[3]) : 20;
-    char *text = strcmp(argv[1], "-") == 0 ? NULL : read_file(argv[1]);
+    char *text = strcmp(argv[1], "-") == 0 ? NULL : bench_read_text(argv[1]);
     if (strcmp(argv[1], "-") != 0 && !text) {
         fprintf(stderr, "hotpath: cannot read %s\n", argv[1]);
         MPI_Abort(MPI_COMM_WORLD, 2);

@@ -26,6 +26,8 @@
 #include <dpt/model.h>
 #include <dpt/real.h>
 
+#include "bench_util.h"
+
 #define MAX_REPEATS 1000
 
 static dpt_config cfg;
@@ -52,20 +54,6 @@ static double median(double *t, int n)
     return t[(n - 1) / 2];
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) free(s), s = NULL;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -80,7 +68,7 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 2;
     }
-    char *text = read_text(argv[1]);
+    char *text = bench_read_text(argv[1]);
     if (!text) {
         fprintf(stderr, "step_timeline: cannot read %s\n", argv[1]);
         MPI_Finalize();

@@ -43,7 +43,6 @@ typedef struct dpt_oracle {
     dpt_curvature_ws ws;
     long evals, products;      /* calls so far */
     dpt_softmax_oracle *fast;  /* the softmax-regression path, or NULL: the general one */
-    dpt_real *reduce_buf;      /* fast path: [n_params + 1] the gradient and f (one reduction in double) */
 } dpt_oracle;
 
 /* The batch is samples [batch_lo, batch_lo + batch_n) of set, split over

@@ -3,7 +3,6 @@
 
 #include <math.h>
 
-
 /* Round multipliers and Weyl key increments of Philox4x32 (Salmon et al. 2011). */
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u

@@ -36,38 +36,20 @@ DPT_CLONES void dpt_vec_sum_sumsq(const dpt_real *restrict x, size_t n, double *
     *sumsq = q_all;
 }
 
-DPT_CLONES void dpt_vec_sum_dot(const dpt_real *restrict x, const dpt_real *restrict y, size_t n,
-                                double *sum, double *dot)
+DPT_CLONES void dpt_vec_sum_dot(const dpt_real *restrict x, const dpt_real *restrict relu_out,
+                                const dpt_real *restrict y, size_t n, double *sum, double *dot)
 {
     double s[LANES] = {0}, d[LANES] = {0}, s_all = 0, d_all = 0;
     size_t i = 0;
+    /* relu_out is fixed for the call: the compiler makes a loop of each kind */
     for (; i + LANES <= n; i += LANES)
         for (int k = 0; k < LANES; k++) {
-            s[k] += (double)x[i + k];
-            d[k] += (double)x[i + k] * y[i + k];
-        }
-    for (; i < n; i++) {
-        s_all += (double)x[i];
-        d_all += (double)x[i] * y[i];
-    }
-    for (int k = 0; k < LANES; k++) s_all += s[k], d_all += d[k];
-    *sum = s_all;
-    *dot = d_all;
-}
-
-DPT_CLONES void dpt_vec_sum_dot_masked(const dpt_real *restrict x, const dpt_real *restrict mask,
-                                       const dpt_real *restrict y, size_t n, double *sum, double *dot)
-{
-    double s[LANES] = {0}, d[LANES] = {0}, s_all = 0, d_all = 0;
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) {
-            dpt_real g = dpt_relu_keep(x[i + k], mask[i + k]);
+            dpt_real g = relu_out ? dpt_relu_keep(x[i + k], relu_out[i + k]) : x[i + k];
             s[k] += (double)g;
             d[k] += (double)g * y[i + k];
         }
     for (; i < n; i++) {
-        dpt_real g = dpt_relu_keep(x[i], mask[i]);
+        dpt_real g = relu_out ? dpt_relu_keep(x[i], relu_out[i]) : x[i];
         s_all += (double)g;
         d_all += (double)g * y[i];
     }

@@ -17,8 +17,6 @@
 double dpt_vec_sum(const dpt_real *x, size_t n);
 /* *sum = sum_i x[i], *sumsq = sum_i x[i]^2 */
 void dpt_vec_sum_sumsq(const dpt_real *x, size_t n, double *sum, double *sumsq);
-/* *sum = sum_i x[i], *dot = sum_i x[i] y[i] */
-void dpt_vec_sum_dot(const dpt_real *x, const dpt_real *y, size_t n, double *sum, double *dot);
 /* g where y > 0, else +0 (ReLU's backward for one element), by a bit mask
  * instead of a select: GCC left selects feeding arithmetic as branches
  * (scalar, mispredicted on ReLU's random signs); NaN y gives 0 as well. */
@@ -37,10 +35,12 @@ static inline dpt_real dpt_relu_keep(dpt_real g, dpt_real y)
     return g;
 }
 
-/* dpt_vec_sum_dot of x masked by ReLU's output: x[i] where mask[i] > 0,
- * else 0; the same sums in the same order as on the masked copy. */
-void dpt_vec_sum_dot_masked(const dpt_real *x, const dpt_real *mask, const dpt_real *y, size_t n,
-                            double *sum, double *dot);
+/* *sum = sum_i g[i], *dot = sum_i g[i] y[i] with g = x, or, when relu_out
+ * is not NULL, x masked by that ReLU output (dpt_relu_keep: the backward
+ * of a ReLU fused in front): the same sums in the same order as on the
+ * masked copy. */
+void dpt_vec_sum_dot(const dpt_real *x, const dpt_real *relu_out, const dpt_real *y, size_t n,
+                     double *sum, double *dot);
 /* sum_i (x[i] c)^2, each x[i] c rounded to dpt_real first: the squared
  * norm of the scaled vector without writing it */
 double dpt_vec_sumsq_scaled(const dpt_real *x, size_t n, dpt_real c);

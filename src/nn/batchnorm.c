@@ -50,19 +50,11 @@ DPT_CLONES static void normalize_plane(dpt_real *restrict out, dpt_real *restric
                                        const dpt_real *restrict x, int n, double mean, double inv_std,
                                        double gamma, double beta, int relu)
 {
-    if (relu) { /* ReLU fused in: what the ReLU layer computes from out */
-        for (int k = 0; k < n; k++) {
-            double h = ((double)x[k] - mean) * inv_std;
-            xhat[k] = (dpt_real)h;
-            dpt_real v = (dpt_real)(gamma * h + beta);
-            out[k] = v > 0 ? v : 0;
-        }
-        return;
-    }
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n; k++) { /* relu: a ReLU fused in, what it computes from out */
         double h = ((double)x[k] - mean) * inv_std;
         xhat[k] = (dpt_real)h;
-        out[k] = (dpt_real)(gamma * h + beta);
+        dpt_real v = (dpt_real)(gamma * h + beta);
+        out[k] = relu && !(v > 0) ? 0 : v;
     }
 }
 
@@ -130,8 +122,8 @@ static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt
         for (int c = 0; c < C; c++) {
             size_t base = ((size_t)b * C + c) * spatial;
             double s, q;
-            if (relu_out) dpt_vec_sum_dot_masked(dout + base, relu_out + base, xhat + base, (size_t)spatial, &s, &q);
-            else dpt_vec_sum_dot(dout + base, xhat + base, (size_t)spatial, &s, &q);
+            dpt_vec_sum_dot(dout + base, relu_out ? relu_out + base : NULL, xhat + base, (size_t)spatial,
+                            &s, &q);
             sum_dout[c] += s;
             sum_dout_xhat[c] += q;
         }
@@ -143,15 +135,10 @@ DPT_CLONES static void input_grad_plane(dpt_real *restrict dx, const dpt_real *r
                                         int n, double k, double count, double sum_dout,
                                         double sum_dout_xhat)
 {
-    if (relu_out) { /* the fused ReLU's backward: dout where its output is positive */
-        for (int s = 0; s < n; s++) {
-            dpt_real g = dpt_relu_keep(dout[s], relu_out[s]);
-            dx[s] = (dpt_real)(k * (count * g - sum_dout - xhat[s] * sum_dout_xhat));
-        }
-        return;
+    for (int s = 0; s < n; s++) { /* a fused ReLU's backward: dout where its output is positive */
+        dpt_real g = relu_out ? dpt_relu_keep(dout[s], relu_out[s]) : dout[s];
+        dx[s] = (dpt_real)(k * (count * g - sum_dout - xhat[s] * sum_dout_xhat));
     }
-    for (int s = 0; s < n; s++)
-        dx[s] = (dpt_real)(k * (count * dout[s] - sum_dout - xhat[s] * sum_dout_xhat));
 }
 
 /* dx may be NULL (an input layer needs no input gradient): then only the

@@ -43,8 +43,6 @@ dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, con
     }
     st = dpt_curvature_ws_create(&o->ws, model);
     if (st == DPT_OK) st = dpt_softmax_oracle_create(&o->fast, o);
-    if (st == DPT_OK && o->fast && !(o->reduce_buf = malloc(sizeof(dpt_real) * (n + 1))))
-        st = DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the oracle");
     if (st != DPT_OK) dpt_oracle_destroy(o);
     return st;
 }
@@ -52,9 +50,7 @@ dpt_status dpt_oracle_create(dpt_oracle *o, MPI_Comm comm, dpt_model *model, con
 void dpt_oracle_use_general_path(dpt_oracle *o)
 {
     dpt_softmax_oracle_destroy(o->fast);
-    free(o->reduce_buf);
     o->fast = NULL;
-    o->reduce_buf = NULL;
 }
 
 void dpt_oracle_destroy(dpt_oracle *o)
@@ -78,18 +74,19 @@ static void gather(dpt_oracle *o, size_t done, size_t n)
     dpt_dataset_gather(o->set, o->index, n, o->batch_x, o->batch_y);
 }
 
-/* The fast path's sums in reduce_buf[n] and *loss, summed over ranks: in
- * one reduction when the loss fits a real without loss (a double build). */
-static dpt_status reduce_fast(dpt_oracle *o, double *loss)
+/* The fast path's gradient sums in sums[n] and *loss, summed over ranks:
+ * in one reduction when the loss fits a real without loss (a double build;
+ * sums has room for n + 1: the model's gradient buffer). */
+static dpt_status reduce_fast(dpt_oracle *o, dpt_real *sums, double *loss)
 {
     size_t n = o->model->n_params;
     if (sizeof(dpt_real) < sizeof(double)) {
         dpt_status st = dpt_allreduce_sum_acc(&o->comm, loss, 1);
-        return st == DPT_OK ? dpt_allreduce_sum_real(&o->comm, o->reduce_buf, n) : st;
+        return st == DPT_OK ? dpt_allreduce_sum_real(&o->comm, sums, n) : st;
     }
-    o->reduce_buf[n] = (dpt_real)*loss;
-    dpt_status st = dpt_allreduce_sum_real(&o->comm, o->reduce_buf, n + 1);
-    *loss = (double)o->reduce_buf[n];
+    sums[n] = (dpt_real)*loss;
+    dpt_status st = dpt_allreduce_sum_real(&o->comm, sums, n + 1);
+    *loss = (double)sums[n];
     return st;
 }
 
@@ -99,12 +96,10 @@ dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f
     size_t n = m->n_params, chunk = (size_t)m->max_batch;
     set_point(o, theta);
     double loss;
-    const dpt_real *sum = m->grads;
     dpt_status st;
     if (o->fast) {
-        dpt_softmax_oracle_value_grad(o->fast, m->params, &loss, o->reduce_buf);
-        st = reduce_fast(o, &loss);
-        sum = o->reduce_buf;
+        dpt_softmax_oracle_value_grad(o->fast, m->params, &loss, m->grads);
+        st = reduce_fast(o, m->grads, &loss);
     } else {
         memset(m->grads, 0, sizeof(dpt_real) * n);
         dpt_forward_ctx ctx = {.batch_stats = 0, .dropout = 0};
@@ -125,7 +120,7 @@ dpt_status dpt_oracle_value_grad(dpt_oracle *o, const dpt_real *theta, double *f
     for (size_t i = 0; i < n; i++) {
         dpt_real w = o->is_weight[i] ? m->params[i] : 0;
         penalty += (double)w * w;
-        g[i] = sum[i] * inv + l2 * w;
+        g[i] = m->grads[i] * inv + l2 * w;
     }
     *f = loss / o->n_total + 0.5 * o->l2 * penalty;
     o->evals++;
