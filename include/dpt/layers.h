@@ -34,6 +34,7 @@ typedef struct dpt_conv_geom {
     int stride, dilation;  /* the same along both axes */
     int pad_top, pad_left; /* zeros before the first row / column */
     int out_h, out_w;      /* output size */
+    int padded_h, padded_w; /* the zero-padded input plane im2col reads from */
 } dpt_conv_geom;
 
 /* Fills g; DPT_ERR_SHAPE with a message if the output would be empty or
@@ -45,17 +46,28 @@ dpt_status dpt_conv_geom_init(dpt_conv_geom *g, int in_c, int in_h, int in_w, in
 static inline int dpt_conv_rows(const dpt_conv_geom *g) { return g->in_c * g->kh * g->kw; }
 static inline int dpt_conv_cols(const dpt_conv_geom *g) { return g->out_h * g->out_w; }
 
+/* Reals of an im2col workspace: the matrix (rows x cols), then one
+ * sample's zero-padded input (in_c padded_h padded_w), which turns every
+ * matrix row into plain copies without bounds checks. */
+static inline size_t dpt_conv_work_size(const dpt_conv_geom *g)
+{
+    return (size_t)dpt_conv_rows(g) * (size_t)dpt_conv_cols(g) +
+           (size_t)g->in_c * (size_t)g->padded_h * (size_t)g->padded_w;
+}
+
 /* cols[in_c kh kw][out_h out_w] from one sample x[in_c][in_h][in_w]; row
- * index (c, i, j) = (c kh + i) kw + j; zero where the window is in the padding. */
+ * index (c, i, j) = (c kh + i) kw + j; zero where the window is in the
+ * padding. cols: dpt_conv_work_size reals (the tail is scratch). */
 void dpt_im2col(dpt_real *cols, const dpt_real *x, const dpt_conv_geom *g);
-/* dx[in_c][in_h][in_w] += the adjoint of im2col applied to dcols. */
-void dpt_col2im(dpt_real *dx, const dpt_real *dcols, const dpt_conv_geom *g);
+/* dx[in_c][in_h][in_w] = the adjoint of im2col applied to dcols (written,
+ * not added). dcols: dpt_conv_work_size reals; its tail is scratch. */
+void dpt_col2im(dpt_real *dx, dpt_real *dcols, const dpt_conv_geom *g);
 
 /* ---------------------------------------------------------------- conv2d (shared weights) */
 
 /* out[B][out_c][out_h][out_w] = w[out_c][in_c kh kw] . im2col(x[b]) + b[out_c]
  * (cross-correlation, as deep-learning libraries do). cols: workspace of
- * dpt_conv_rows x dpt_conv_cols reals. */
+ * dpt_conv_work_size reals. */
 void dpt_conv2d_forward(dpt_real *out, dpt_real *cols, const dpt_real *x, const dpt_real *w,
                         const dpt_real *b, int B, const dpt_conv_geom *g);
 /* dw += sum_b dout[b] . cols[b]^T;  db += sum over b and positions of dout;

@@ -163,7 +163,7 @@ static size_t lay_out(dpt_model *m, size_t *n_acts, size_t *n_aux, size_t *n_iau
         l->iaux_offset = *n_iaux;
         *n_iaux += (size_t)m->max_batch * l->n_iaux;
         if (l->spec.kind >= DPT_LAYER_CONV2D && l->spec.kind <= DPT_LAYER_TILED) {
-            size_t cols = (size_t)dpt_conv_rows(&l->conv) * (size_t)dpt_conv_cols(&l->conv);
+            size_t cols = dpt_conv_work_size(&l->conv);
             if (cols > *n_cols) *n_cols = cols;
         }
         if (l->spec.kind == DPT_LAYER_BATCHNORM && l->in.c > *max_channels) *max_channels = l->in.c;

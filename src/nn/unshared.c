@@ -84,8 +84,6 @@ void dpt_unshared_backward(dpt_real *dx, dpt_real *dw, dpt_real *db, dpt_real *c
         dpt_im2col(cols, x + n * in_size, g);
         backward_sample(dx ? dcols : NULL, dw, db, cols, dout + n * out_size, w, g, tiles);
         if (!dx) continue;
-        /* col2im adds (overlapping windows share pixels): clear dx[n] first */
-        memset(dx + n * in_size, 0, sizeof(dpt_real) * in_size);
         dpt_col2im(dx + n * in_size, dcols, g);
     }
 }
