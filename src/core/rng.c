@@ -3,6 +3,8 @@
 
 #include <math.h>
 
+#include "clones.h"
+
 /* Round multipliers and Weyl key increments of Philox4x32 (Salmon et al. 2011). */
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -176,6 +178,25 @@ static void philox_lanes(uint32_t out[4][LANES], uint32_t first, const uint32_t 
     philox_lanes_portable(out, first, counter, key);
 }
 
+/* mask[2 j] and mask[2 j + 1] from block j's two draws (words 0, 1 and
+ * 2, 3): value where the draw's 53 bits are below limit (< 2^53 + 1, so
+ * signed 64-bit compares are exact). Its own function with an AVX2 copy:
+ * inline and without it, GCC left these 64-bit compares scalar, 2.2% of the
+ * CNN step against Philox's own 1.3%. */
+DPT_CLONES static void masks_from_blocks(dpt_real *restrict mask, const uint32_t w[4][LANES],
+                                         int64_t limit, dpt_real value)
+{
+    int64_t first[LANES], second[LANES];
+    for (int j = 0; j < LANES; j++) {
+        first[j] = (int64_t)((((uint64_t)w[0][j] << 32) | w[1][j]) >> 11);
+        second[j] = (int64_t)((((uint64_t)w[2][j] << 32) | w[3][j]) >> 11);
+    }
+    for (int j = 0; j < LANES; j++) {
+        mask[2 * j] = first[j] < limit ? value : 0;
+        mask[2 * j + 1] = second[j] < limit ? value : 0;
+    }
+}
+
 void dpt_rng_mask_below(dpt_rng *rng, dpt_real *mask, size_t n, double p, dpt_real value)
 {
     /* uniform < p  <=>  (u64 >> 11) 2^-53 < p  <=>  (u64 >> 11) < limit for
@@ -191,12 +212,7 @@ void dpt_rng_mask_below(dpt_rng *rng, dpt_real *mask, size_t n, double p, dpt_re
         uint32_t w[4][LANES];
         philox_lanes(w, rng->counter[0], rng->counter, rng->key);
         rng->counter[0] += LANES;
-        for (int j = 0; j < LANES; j++) { /* a block's words (0, 1) and (2, 3) make two draws */
-            uint64_t first = ((uint64_t)w[0][j] << 32 | w[1][j]) >> 11;
-            uint64_t second = ((uint64_t)w[2][j] << 32 | w[3][j]) >> 11;
-            mask[i + 2 * (size_t)j] = first < limit ? value : 0;
-            mask[i + 2 * (size_t)j + 1] = second < limit ? value : 0;
-        }
+        masks_from_blocks(mask + i, w, (int64_t)limit, value);
         i += 2 * LANES;
     }
     while (i < n) mask[i++] = dpt_rng_uniform(rng) < p ? value : 0;
