@@ -852,6 +852,9 @@ static void test_pool_forward_naive(void)
     check_pool_naive(3, 5, 7, 1, 3, 3, 1430);
     check_pool_naive(3, 7, 9, 2, 2, 2, 1440); /* 2 x 2: last row and column unused */
     check_pool_naive(2, 6, 5, 2, 2, 1, 1450); /* 2 x 2, overlapping */
+    check_pool_naive(2, 4, 28, 2, 2, 2, 1460); /* rows of 14: eight, then eight overlapping */
+    check_pool_naive(1, 5, 35, 2, 2, 2, 1470); /* rows of 17, last row and column unused */
+    check_pool_naive(1, 4, 16, 2, 2, 2, 1480); /* rows of exactly eight */
 }
 
 /* Isolated peaks at the centres of 3 x 3 windows (stride 3) over a lower
