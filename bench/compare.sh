@@ -110,6 +110,8 @@ gemm_peak="$single/gemm_peak"
 # shellcheck disable=SC2086,SC2046  # word splitting of the flags is intended
 cc $cflags -fno-math-errno -Wall -Wextra "$top/bench/gemm_peak.c" $(pkg-config --cflags --libs openblas) -lm \
   -o "$gemm_peak"
+core_latency="$single/core_latency"
+cc -O2 -Wall -Wextra -pthread "$top/bench/core_latency.c" -o "$core_latency"
 runs="$work/runs.jsonl"
 : >"$runs"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -148,6 +150,15 @@ echo
 # it is then repeated, at most RETRIES (default 1) more times, and the
 # table uses the last attempt ("kept"); every attempt is printed.
 disturbed=${DISTURBED:-0.25} retries=${RETRIES:-1}
+# The round trip of a cache line between CPUs 0 and 1 (bench/core_latency.c),
+# before and after each run ("c2c", ns): on the development VM the
+# hypervisor places the two vCPUs on one L3 (about 60-80 ns) or on two (over
+# 300 ns), and 2-process runs are much slower in the second case (the data
+# the ranks exchange crosses between the L3s). The table adds the medians of
+# the runs with both values under C2C_ONE_L3 (default 150 ns). null: not
+# measured (one CPU).
+c2c_ns() { ((cores >= 2)) && "$core_latency" 0 1 100000 | sed -n 's/.*"c2c_ns":\([0-9.]*\).*/\1/p' || echo null; }
+one_l3=${C2C_ONE_L3:-150}
 cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat; }
 # user + system seconds of this shell's waited-for descendants, from the output
 # of the builtin `times` (run in this shell: a subshell would count its own)
@@ -162,10 +173,11 @@ timed() {
 }
 timed_once() { # KEY LABEL LAST COMMAND...: status 1 if disturbed and not LAST
   local key=$1 label=$2 last=$3; shift 3
-  local out="$work/out.txt" load status=0 busy0 steal0 busy1 steal1 own0 own1 t0 t1
+  local out="$work/out.txt" load status=0 busy0 steal0 busy1 steal1 own0 own1 t0 t1 c2c0 c2c1
   exec 9>>/tmp/dpt-bench.lock
   flock 9
   load=$(cut -d' ' -f1-3 /proc/loadavg)
+  c2c0=$(c2c_ns)
   times >"$work/times0"
   read -r busy0 steal0 < <(cpu_jiffies)
   t0=$(date +%s.%N)
@@ -173,6 +185,7 @@ timed_once() { # KEY LABEL LAST COMMAND...: status 1 if disturbed and not LAST
   t1=$(date +%s.%N)
   read -r busy1 steal1 < <(cpu_jiffies)
   times >"$work/times1"
+  c2c1=$(c2c_ns)
   flock -u 9
   exec 9>&-
   own0=$(children_cpu "$work/times0") own1=$(children_cpu "$work/times1")
@@ -189,11 +202,12 @@ timed_once() { # KEY LABEL LAST COMMAND...: status 1 if disturbed and not LAST
   fi
   local again=0
   if ((!last)) && awk -v o="$others" -v d="$disturbed" 'BEGIN { exit !(o > d) }'; then again=1 kept=false; fi
-  printf '{"key":"%s","load":"%s","others":%s,"steal":%s,"kept":%s,"result":%s}\n' "$key" "$load" "$others" \
-    "$steal" "$kept" "$result" >>"$runs"
-  "$py" - "$label" "$load" "$others" "$steal" "$result" <<'EOF'
+  printf '{"key":"%s","load":"%s","others":%s,"steal":%s,"c2c":[%s,%s],"kept":%s,"result":%s}\n' "$key" "$load" \
+    "$others" "$steal" "$c2c0" "$c2c1" "$kept" "$result" >>"$runs"
+  "$py" - "$label" "$load" "$others" "$steal" "$result" "$c2c0" "$c2c1" <<'EOF'
 import json, sys
 label, load, others, steal, r = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
+c2c = f"; CPU 0-1 {float(sys.argv[6]):.0f}/{float(sys.argv[7]):.0f} ns" if sys.argv[6] != "null" else ""
 if "samples_per_s" in r:
     s = f"{r['samples_per_s']:,.0f} samples/s"
 elif "s_ideal_per_rank" in r:
@@ -203,7 +217,7 @@ else:
     s = (f"{r['seconds']:.2f} s, {r.get('iterations')} iterations, {r.get('evals')} evaluations"
          + (f", {r['products']} products" if r.get("products") else "")
          + f", f {r['f']:.12f}, |g|inf {r['grad_inf']:.2e}")
-print(f"  [load {load}; others {others}, steal {steal} cores] {label}: {s}")
+print(f"  [load {load}; others {others}, steal {steal} cores{c2c}] {label}: {s}")
 EOF
   return $((again))
 }
@@ -352,17 +366,25 @@ print("    |g|_inf of its result recomputed in NumPy: %.3e (f %.12f)" % (r["grad
 fi
 
 # --- the table -------------------------------------------------------------------------
-"$py" - "$runs" "$gtol" "$solve_n" "$work/objective.json" <<'EOF' | tee "$work/table.md"
+"$py" - "$runs" "$gtol" "$solve_n" "$work/objective.json" "$one_l3" <<'EOF' | tee "$work/table.md"
 import json, os, statistics, sys
 runs_file, gtol, solve_n, objective = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+one_l3 = float(sys.argv[5])
 runs, dropped = {}, {}
 for line in open(runs_file):
     r = json.loads(line)
     (runs if r.get("kept", True) else dropped).setdefault(r["key"], []).append(r)
 
-def med(key, field):
-    v = [r["result"][field] for r in runs.get(key, []) if field in r["result"]]
+def same_l3(r):
+    c = r.get("c2c") or [None]
+    return all(x is not None and x < one_l3 for x in c)
+
+def med(key, field, l3=False):
+    v = [r["result"][field] for r in runs.get(key, []) if field in r["result"] and (not l3 or same_l3(r))]
     return statistics.median(v) if v else None
+
+def n_l3(key):
+    return sum(same_l3(r) for r in runs.get(key, []))
 
 def loads(*keys):
     v = [float(r["load"].split()[0]) for k in keys for r in runs.get(k, []) if r["load"]]
@@ -420,6 +442,28 @@ if c21 and cddp:
     r = c21 / cddp
     row("CNN samples/s: dptrain 2x1 / PyTorch DDP gloo 2x1", fmt(c21), fmt(cddp), f"{r:.2f}x", ">= 2x",
         verdict(r >= 2, f"{r / 2:.2f} of the target"), loads("cnn.dpt.2x1", "cnn.ddp.2x1"))
+# the 2-process runs again, only those with CPUs 0 and 1 on one L3 (c2c)
+def l3_note(*keys):
+    return " (" + ", ".join(f"{n_l3(k)} of {n_runs(k)}" for k in keys) + " runs)"
+d21l, ddpl, c21l, cddpl = (med(k, "samples_per_s", True) for k in ("mlp.dpt.2x1", "mlp.ddp.2x1", "cnn.dpt.2x1",
+                                                                  "cnn.ddp.2x1"))
+if d21l and ddpl:
+    r = d21l / ddpl
+    row("one L3: MLP dptrain 2x1 / PyTorch DDP gloo 2x1" + l3_note("mlp.dpt.2x1", "mlp.ddp.2x1"), fmt(d21l),
+        fmt(ddpl), f"{r:.2f}x", ">= 3x", verdict(r >= 3, f"{r / 3:.2f} of the target"), mload)
+if d21l and ideal1:
+    r = d21l / (2 * ideal1)
+    row("one L3: MLP dptrain 2x1 / SGEMM-bound ideal 2x1" + l3_note("mlp.dpt.2x1"), fmt(d21l), fmt(2 * ideal1),
+        f"{100 * r:.1f}%", ">= 85%", verdict(r >= 0.85, f"{100 * r - 85:+.1f} points"), mload)
+if d21l and d11:
+    e = d21l / (2 * d11)
+    row("one L3: scaling 1x1 -> 2x1" + l3_note("mlp.dpt.2x1"), fmt(d21l), fmt(2 * d11), f"{100 * e:.1f}%", ">= 90%",
+        verdict(e >= 0.9, f"{100 * e - 90:+.1f} points"), loads("mlp.dpt.1x1", "mlp.dpt.2x1"))
+if c21l and cddpl:
+    r = c21l / cddpl
+    row("one L3: CNN dptrain 2x1 / PyTorch DDP gloo 2x1" + l3_note("cnn.dpt.2x1", "cnn.ddp.2x1"), fmt(c21l),
+        fmt(cddpl), f"{r:.2f}x", ">= 2x", verdict(r >= 2, f"{r / 2:.2f} of the target"),
+        loads("cnn.dpt.2x1", "cnn.ddp.2x1"))
 what = f"first {solve_n} samples" if solve_n else "60000 samples"
 for method, peer_key, peer_name in (("lbfgs", "softmax.scipy", "SciPy L-BFGS-B"),
                                     ("newton_cg", "softmax.sklearn", "scikit-learn newton-cg")):
@@ -445,6 +489,8 @@ print("\nruns per configuration (and repeated because disturbed): "
                   for k in sorted(runs) if not k.endswith("verified")))
 print("load: the 1-minute load average before each run (this script's previous run included); others' cores:"
       " the CPU that other processes used during each run, in cores (0 = the run had the machine to itself)")
+print(f"one L3: the medians over the 2-process runs with a cache-line round trip between CPUs 0 and 1 under"
+      f" {one_l3:g} ns before and after the run (bench/core_latency.c): both vCPUs on one L3 of the host")
 
 sol = [k for k in runs if k.startswith("softmax.") and not k.endswith("verified")]
 if sol:
