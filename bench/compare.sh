@@ -229,19 +229,33 @@ dpt_run() { # BUILD RANKS THREADS [dptrain train arguments]
   local build=$1 ranks=$2 threads=$3; shift 3
   local metrics="$work/metrics.jsonl"
   rm -f "$metrics"
+  # throughput runs (train.max_steps set, no solve): a progress record every
+  # WARMUP steps, and the rate from the first record to the last (train_s:
+  # time inside the steps, no evaluation), as the peers time theirs after
+  # their warm-up steps (first-touch page faults and caches filling are in
+  # the first steps, of dptrain as of PyTorch)
+  local every=1000000
+  [[ " $* " == *" train.max_steps="* ]] && every=$warmup
   OPENBLAS_NUM_THREADS=$threads DPTRAIN="$build/dptrain" bash "$top/launch/local.sh" -n "$ranks" train "$@" \
-    --set log.progress=none --set log.every=1000000 --set log.metrics="$metrics" \
+    --set log.progress=none --set log.every="$every" --set log.metrics="$metrics" \
     --set checkpoint.dir="$work/ckpt" >"$work/dptrain.log" 2>&1 || { cat "$work/dptrain.log" >&2; return 1; }
   local final solved
   final=$(grep '"type":"final"' "$metrics")
   solved=$(grep '"type":"solved"' "$metrics" || echo null)
   "$py" -c 'import json, sys
 f, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+steps = [r for r in map(json.loads, open(sys.argv[3])) if r.get("type") == "step"]
 r = {"samples_per_s": f["samples_per_s"], "train_s": f["train_s"], "steps": f["steps"]}
+if len(steps) >= 2:  # after the warm-up window: samples per step from the whole run
+    per_step = f["samples_per_s"] * f["train_s"] / f["steps"]
+    a, b = steps[0], steps[-1]
+    r["samples_per_s_all"] = r["samples_per_s"]
+    r["samples_per_s"] = (b["step"] - a["step"]) * per_step / (b["train_s"] - a["train_s"])
+    r["warmup_steps"] = a["step"]
 if s:
     r = {"seconds": f["train_s"], "iterations": s["iterations"], "evals": s["evals"], "products": s["products"],
          "f": s["f"], "grad_inf": s["grad_inf"], "reason": s["reason"]}
-print(json.dumps(r))' "$final" "$solved"
+print(json.dumps(r))' "$final" "$solved" "$metrics"
 }
 
 # gemm_peak on one core, or two copies at once (one per core): RESULT lines as JSON
@@ -262,8 +276,12 @@ print(json.dumps({k: float(v) for k, v in (l.split() for l in sys.stdin)}))'
 
 mlp_common=(--set train.epochs=1000 --set train.max_steps="$mlp_steps" --set train.batch_size=64
             --set checkpoint.at_end=false)
+# bn_sync=false: per-rank batch statistics, as the peer computes them (PyTorch
+# 1.13's SyncBatchNorm runs on CUDA only): the same work on both sides
 cnn_common=("$src/configs/fashion-cnn.ini" --set train.epochs=1000 --set train.max_steps="$cnn_steps"
-            --set eval.mc_samples=0 --set checkpoint.at_end=false)
+            --set eval.mc_samples=0 --set checkpoint.at_end=false --set model.bn_sync=false)
+# warm-up steps left out of every throughput rate, dptrain's and the peers'
+mlp_warmup=50 cnn_warmup=10
 solve_common() { # METHOD
   echo "$src/configs/fashion-softmax-$1.ini" --set optim.gtol=$gtol --set optim.gtol_absolute=true \
     --set optim.ftol=0 --set optim.max_iter=100000 --set checkpoint.at_end=true
@@ -286,25 +304,27 @@ fi
 if want mlp; then
   echo "== default MLP, samples/s =="
   for ((i = 1; i <= repeats; i++)); do
+    warmup=$mlp_warmup
     timed mlp.dpt.1x1 "dptrain 1 rank x 1 thread, run $i" dpt_run "$single" 1 1 "${mlp_common[@]}"
     timed mlp.dpt.2x1 "dptrain 2 ranks x 1 thread, run $i" dpt_run "$single" 2 1 "${mlp_common[@]}"
     timed mlp.torch.1x1 "PyTorch 1 process x 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 1 --steps "$torch_mlp_steps" --max-seconds 20
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 1 --steps "$torch_mlp_steps" --warmup "$mlp_warmup" --max-seconds 20
     timed mlp.torch.1x2 "PyTorch 1 process x 2 threads, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --steps "$torch_mlp_steps" --max-seconds 20
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --steps "$torch_mlp_steps" --warmup "$mlp_warmup" --max-seconds 20
     timed mlp.torch.1x2b "PyTorch 1 process x 2 threads, OpenBLAS 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --blas-threads 1 --steps "$torch_mlp_steps" --max-seconds 20
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 1 --threads 2 --blas-threads 1 --steps "$torch_mlp_steps" --warmup "$mlp_warmup" --max-seconds 20
     timed mlp.ddp.2x1 "PyTorch DDP gloo 2 processes x 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_mlp.py" --procs 2 --threads 1 --steps "$torch_mlp_steps"
+      "$py" "$top/bench/peers/torch_mlp.py" --procs 2 --threads 1 --steps "$torch_mlp_steps" --warmup "$mlp_warmup"
   done
   echo
 fi
 if want cnn; then
   echo "== CNN (configs/fashion-cnn.ini), samples/s =="
   for ((i = 1; i <= repeats; i++)); do
+    warmup=$cnn_warmup
     timed cnn.dpt.2x1 "dptrain 2 ranks x 1 thread, run $i" dpt_run "$single" 2 1 "${cnn_common[@]}"
     timed cnn.ddp.2x1 "PyTorch DDP gloo 2 processes x 1 thread, run $i" \
-      "$py" "$top/bench/peers/torch_cnn.py" --procs 2 --threads 1 --steps "$torch_cnn_steps"
+      "$py" "$top/bench/peers/torch_cnn.py" --procs 2 --threads 1 --steps "$torch_cnn_steps" --warmup "$cnn_warmup"
   done
   echo
 fi

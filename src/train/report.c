@@ -201,6 +201,7 @@ void dpt_report_progress(dpt_reporter *rep, const dpt_progress *p)
     cJSON_AddNumberToObject(rec, "samples_per_s", p->samples_per_second);
     cJSON_AddNumberToObject(rec, "eta_s", p->eta_seconds);
     cJSON_AddNumberToObject(rec, "elapsed_s", p->elapsed_seconds);
+    cJSON_AddNumberToObject(rec, "train_s", p->train_seconds);
     emit(rep, rec);
 }
 

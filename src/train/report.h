@@ -29,6 +29,7 @@ typedef struct dpt_progress {
     double samples_per_second;
     double eta_seconds;
     double elapsed_seconds;
+    double train_seconds;     /* inside training steps since the first (no evaluation, checkpoints) */
 } dpt_progress;
 
 /* Opens the metrics file on rank 0. Not collective. */

@@ -43,6 +43,7 @@ static void fill_progress(dpt_progress *p, const dpt_trainer *t, const run_clock
     p->total_steps = t->total_steps;
     p->lr = t->last_lr;
     p->elapsed_seconds = now - clock->start;
+    p->train_seconds = clock->train_seconds;
     p->eta_seconds = t->step > 0 ? p->elapsed_seconds / t->step * (t->total_steps - t->step) : 0;
 }
 
