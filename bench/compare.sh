@@ -246,7 +246,7 @@ dpt_run() { # BUILD RANKS THREADS [dptrain train arguments]
 f, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 steps = [r for r in map(json.loads, open(sys.argv[3])) if r.get("type") == "step"]
 r = {"samples_per_s": f["samples_per_s"], "train_s": f["train_s"], "steps": f["steps"]}
-if len(steps) >= 2:  # after the warm-up window: samples per step from the whole run
+if len(steps) >= 2 and "train_s" in steps[0]:  # after the warm-up window (older builds: no train_s)
     per_step = f["samples_per_s"] * f["train_s"] / f["steps"]
     a, b = steps[0], steps[-1]
     r["samples_per_s_all"] = r["samples_per_s"]
