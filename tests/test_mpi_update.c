@@ -3,7 +3,8 @@
  * sharded optimizer state (reduce-scatter, slice update, all-gather) give
  * the same parameters, with uneven slices, clipping and layer statistics;
  * sharding divides the optimizer state over the ranks; a NaN injected on one
- * rank only is seen by every rank, which all skip the step or all stop.
+ * rank only is seen by every rank, which all skip the step or all stop,
+ * also when the norm is checked after the update.
  * Run under mpirun with 1, 2 and 3 ranks. */
 #include <math.h>
 #include <string.h>
@@ -45,7 +46,8 @@ typedef struct run_result {
     dpt_layer_stat stats[4];
 } run_result;
 
-static void train(run_result *out, const char *method, const char *path, double bucket_mb)
+static void train_with(run_result *out, const char *method, const char *path, double bucket_mb,
+                       const char *const *extra, int n_extra)
 {
     static dpt_config cfg;
     static dpt_trainer t;
@@ -54,8 +56,9 @@ static void train(run_result *out, const char *method, const char *path, double 
     snprintf(bucket_set, sizeof bucket_set, "optim.bucket_mb=%g", bucket_mb);
     const char *shard = !strcmp(path, "sharded") ? "optim.shard_state=true" : "optim.shard_state=false";
     const char *overlap = !strcmp(path, "overlap") ? "optim.overlap=true" : "optim.overlap=false";
-    const char *sets[] = {method_set, bucket_set, shard, overlap};
-    fixture_config(&cfg, base_config, sets, 4);
+    const char *sets[8] = {method_set, bucket_set, shard, overlap};
+    for (int i = 0; i < n_extra && i < 4; i++) sets[4 + i] = extra[i];
+    fixture_config(&cfg, base_config, sets, 4 + (n_extra < 4 ? n_extra : 4));
     dpt_dataset set;
     fixture_dataset(&set, 103);
     CU_ASSERT_FATAL(dpt_trainer_create(&t, &cfg, MPI_COMM_WORLD, &set) == DPT_OK);
@@ -71,6 +74,11 @@ static void train(run_result *out, const char *method, const char *path, double 
     CU_ASSERT(dpt_check_replicas(&t.comm, t.model.params, sizeof(dpt_real) * out->n, NULL) == DPT_OK);
     dpt_trainer_destroy(&t);
     dpt_dataset_free(&set);
+}
+
+static void train(run_result *out, const char *method, const char *path, double bucket_mb)
+{
+    train_with(out, method, path, bucket_mb, NULL, 0);
 }
 
 static double max_diff(const run_result *a, const run_result *b)
@@ -112,8 +120,34 @@ static void test_rmsprop_nesterov(void) { check_method("rmsprop_nesterov"); }
 static void test_adam(void) { check_method("adam"); }
 static void test_adamw(void) { check_method("adamw"); }
 
+/* Without clipping or layer statistics and with nonfinite = abort, the
+ * norm comes from the update's own pass and is checked after it; with
+ * nonfinite = skip it is summed before the update. Same parameters and
+ * norm bit for bit on every path: Nesterov sums inside its loop, Adam in a
+ * pass of its own. */
+static void check_norm_after_update(const char *method)
+{
+    static run_result before, after;
+    const char *const checked_before[] = {"optim.clip_norm=0", "log.layer_stats=0", "optim.nonfinite=skip"};
+    const char *const checked_after[] = {"optim.clip_norm=0", "log.layer_stats=0", "optim.nonfinite=abort"};
+    const char *const paths[] = {"blocking", "overlap", "sharded"};
+    for (int i = 0; i < 3; i++) {
+        train_with(&before, method, paths[i], 0.0002, checked_before, 3);
+        train_with(&after, method, paths[i], 0.0002, checked_after, 3);
+        int same = memcmp(before.params, after.params, sizeof(dpt_real) * before.n) == 0;
+        CU_ASSERT(fixture_all_ranks(same && before.grad_norm == after.grad_norm && after.grad_norm > 0));
+    }
+}
+
+static void test_norm_after_update(void)
+{
+    check_norm_after_update("nesterov");
+    check_norm_after_update("adam");
+}
+
 /* NaN in layer 3's gradient (the output layer) on the last rank at step 4. */
-static dpt_status run_with_nan(const char *policy, const char *path, dpt_trainer *t, int *skipped_at)
+static dpt_status run_with_nan(const char *policy, const char *path, const char *method, int clip,
+                               dpt_trainer *t, int *skipped_at)
 {
     static dpt_config cfg;
     char policy_set[64];
@@ -121,8 +155,13 @@ static dpt_status run_with_nan(const char *policy, const char *path, dpt_trainer
     const char *shard = !strcmp(path, "sharded") ? "optim.shard_state=true" : "optim.shard_state=false";
     const char *overlap = !strcmp(path, "overlap") ? "optim.overlap=true" : "optim.overlap=false";
     /* tiny buckets: the NaN must enter its bucket before that bucket leaves */
-    const char *sets[] = {policy_set, shard, overlap, "optim.bucket_mb=0.0002", "optim.method=adam"};
-    fixture_config(&cfg, base_config, sets, 5);
+    char method_set[64];
+    snprintf(method_set, sizeof method_set, "optim.method=%s", method);
+    /* without clipping and statistics, abort checks after the update */
+    const char *sets[] = {policy_set, shard, overlap, "optim.bucket_mb=0.0002", method_set,
+                          clip ? "optim.clip_norm=0.5" : "optim.clip_norm=0",
+                          clip ? "log.layer_stats=5" : "log.layer_stats=0"};
+    fixture_config(&cfg, base_config, sets, 7);
     static dpt_dataset set; /* outlives the trainer; the previous call's is freed here */
     dpt_dataset_free(&set);
     fixture_dataset(&set, 103);
@@ -141,7 +180,7 @@ static void check_nan(const char *path)
 {
     static dpt_trainer t;
     int skipped_at;
-    dpt_status st = run_with_nan("skip", path, &t, &skipped_at);
+    dpt_status st = run_with_nan("skip", path, "adam", 1, &t, &skipped_at);
     CU_ASSERT(fixture_all_ranks(st == DPT_OK && skipped_at == 3 && t.skipped_steps == 1));
     CU_ASSERT(fixture_all_ranks(t.last_bad_layer == 2 || skipped_at != 3));
     CU_ASSERT(dpt_check_replicas(&t.comm, t.model.params, sizeof(dpt_real) * t.model.n_params, NULL) == DPT_OK);
@@ -151,11 +190,15 @@ static void check_nan(const char *path)
     CU_ASSERT_EQUAL(t.opt.step, 7); /* 8 steps, one skipped: Adam's t did not advance */
     dpt_trainer_destroy(&t);
 
-    st = run_with_nan("abort", path, &t, &skipped_at);
-    int named = strstr(dpt_error_message(), "step 4") && strstr(dpt_error_message(), "layer 3");
-    if (world_rank == 0) printf("\n  %s, abort: %s", path, dpt_error_message());
-    CU_ASSERT(fixture_all_ranks(st == DPT_ERR_NUMERIC && t.step == 3 && named));
-    dpt_trainer_destroy(&t);
+    /* checked before the update (clipping on), and after it (Adam: its own
+     * norm pass; Nesterov: the norm from its update loop) */
+    for (int variant = 0; variant < 3; variant++) {
+        st = run_with_nan("abort", path, variant == 2 ? "nesterov" : "adam", variant == 0, &t, &skipped_at);
+        int named = strstr(dpt_error_message(), "step 4") && strstr(dpt_error_message(), "layer 3");
+        if (world_rank == 0) printf("\n  %s, abort (variant %d): %s", path, variant, dpt_error_message());
+        CU_ASSERT(fixture_all_ranks(st == DPT_ERR_NUMERIC && t.step == 3 && named));
+        dpt_trainer_destroy(&t);
+    }
 }
 
 /* One SGD step from the same start with clipping: by norm the step is
@@ -213,6 +256,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "rmsprop_nesterov", test_rmsprop_nesterov);
     CU_add_test(suite, "adam", test_adam);
     CU_add_test(suite, "adamw", test_adamw);
+    CU_add_test(suite, "norm from the update's pass, checked after it", test_norm_after_update);
     CU_add_test(suite, "clipping by norm and by value", test_clipping);
     CU_add_test(suite, "NaN on one rank, overlapped: all skip or all stop", test_nan_overlapped);
     CU_add_test(suite, "NaN on one rank, blocking: all skip or all stop", test_nan_blocking);

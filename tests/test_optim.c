@@ -17,6 +17,8 @@
 
 #include "dpt/optim.h"
 
+#include "../src/core/vec.h" /* the separate norm pass the fused one must equal */
+
 /* Relative tolerance of a few dpt_real roundings. */
 #ifdef DPT_DOUBLE
 #define REL_TOL 1e-12
@@ -1032,6 +1034,47 @@ static void test_slices_equal_whole(void)
     for (int m = 0; m < DPT_OPTIM_LBFGS; m++) check_slices((dpt_optim_method)m);
 }
 
+/* dpt_optimizer_step_sumsq against dpt_optimizer_step_scaled followed by
+ * the trainer's former separate norm pass: the same parameters and state
+ * bit for bit, and the same squared norm bit for bit (SGD, momentum and
+ * Nesterov sum it inside their update loop, in eight lanes: lengths below,
+ * at and past a multiple of eight), and that norm close to a plain sum in
+ * long double. Weight decay on, so that theta enters every rule. */
+static void test_step_sumsq_matches_separate(void)
+{
+    enum { MAXN = 37 };
+    static const size_t lengths[] = {5, 8, MAXN};
+    const dpt_real scale = (dpt_real)0.25;
+    for (int m = 0; m < DPT_OPTIM_LBFGS; m++)
+        for (size_t c = 0; c < sizeof lengths / sizeof *lengths; c++) {
+            const size_t n = lengths[c];
+            dpt_optim_params p = book_params((dpt_optim_method)m, 0.05, 0.0, 0);
+            dpt_optimizer plain, fused;
+            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&plain, &p, n), DPT_OK);
+            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&fused, &p, n), DPT_OK);
+            dpt_real tp[MAXN], tf[MAXN], g[MAXN];
+            for (size_t i = 0; i < n; i++) tp[i] = tf[i] = (dpt_real)(1.5 - 0.1 * (double)i);
+            for (long k = 0; k < 4; k++) {
+                long double plain_sum = 0;
+                for (size_t i = 0; i < n; i++) {
+                    g[i] = (dpt_real)(3 * sin((double)k + 0.7 * (double)i));
+                    long double v = (long double)(g[i] * scale);
+                    plain_sum += v * v;
+                }
+                double separate = dpt_vec_sumsq_scaled(g, n, scale), sumsq = -1;
+                double lr = dpt_optimizer_step_scaled(&plain, tp, g, scale);
+                CU_ASSERT_EQUAL(dpt_optimizer_step_sumsq(&fused, tf, g, scale, &sumsq), lr);
+                CU_ASSERT_EQUAL(sumsq, separate);
+                CU_ASSERT_DOUBLE_EQUAL(sumsq, (double)plain_sum, 1e-12 * (double)plain_sum);
+            }
+            CU_ASSERT(memcmp(tp, tf, n * sizeof *tp) == 0);
+            if (plain.first) CU_ASSERT(memcmp(plain.first, fused.first, n * sizeof *tp) == 0);
+            if (plain.second) CU_ASSERT(memcmp(plain.second, fused.second, n * sizeof *tp) == 0);
+            dpt_optimizer_destroy(&plain);
+            dpt_optimizer_destroy(&fused);
+        }
+}
+
 /* ================================================================ parameters */
 
 static dpt_status try_create(double lr, double momentum, double weight_decay)
@@ -1229,6 +1272,7 @@ static int register_suites(void)
     static const dpt_test state[] = {
         {"state bytes per method", test_state_bytes},
         {"slices equal the whole", test_slices_equal_whole},
+        {"step with its norm equals step, then norm", test_step_sumsq_matches_separate},
     };
     static const dpt_test params[] = {
         {"create rejects bad parameters", test_create_rejects_bad_params},

@@ -105,5 +105,13 @@ double dpt_optimizer_step(dpt_optimizer *opt, dpt_real *theta, const dpt_real *g
  * not overlap. */
 double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
                                  dpt_real grad_scale);
+/* The same, and *grad_sumsq = sum_i (grad[i] grad_scale)^2 in double, the
+ * squared norm of the gradient the update used, equal bit for bit to a
+ * separate sum over grad before the update. SGD, momentum and Nesterov
+ * form it in the update's own pass (one read of the gradient instead of
+ * two); the adaptive methods in a pass before theirs. grad_sumsq NULL:
+ * as dpt_optimizer_step_scaled. */
+double dpt_optimizer_step_sumsq(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
+                                dpt_real grad_scale, double *grad_sumsq);
 
 #endif /* DPT_OPTIM_H */

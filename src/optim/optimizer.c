@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/mem.h"
+#include "../core/vec.h"
 #include "rules.h"
 
 static const char *const method_names[DPT_OPTIM_COUNT_] = {
@@ -124,12 +125,23 @@ double dpt_optimizer_step(dpt_optimizer *opt, dpt_real *theta, const dpt_real *g
 double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
                                  dpt_real grad_scale)
 {
+    return dpt_optimizer_step_sumsq(opt, theta, grad, grad_scale, NULL);
+}
+
+double dpt_optimizer_step_sumsq(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
+                                dpt_real grad_scale, double *grad_sumsq)
+{
     const double lr = dpt_schedule_lr(&opt->params, opt->step);
     const dpt_real eps = (dpt_real)lr, gs = grad_scale;
-    switch (opt->params.method) {
-    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, gs, eps); break;
-    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, gs, eps); break;
-    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, gs, eps); break;
+    const dpt_optim_method method = opt->params.method;
+    /* the adaptive rules have no fused sum: a pass of its own over the
+     * gradient before they run */
+    int fused = method == DPT_OPTIM_SGD || method == DPT_OPTIM_MOMENTUM || method == DPT_OPTIM_NESTEROV;
+    if (grad_sumsq && !fused) *grad_sumsq = dpt_vec_sumsq_scaled(grad, opt->n, gs);
+    switch (method) {
+    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, gs, eps, grad_sumsq); break;
+    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, gs, eps, grad_sumsq); break;
+    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, gs, eps, grad_sumsq); break;
     case DPT_OPTIM_ADAGRAD: dpt_rule_adagrad(opt, theta, grad, gs, eps); break;
     case DPT_OPTIM_RMSPROP: dpt_rule_rmsprop(opt, theta, grad, gs, eps); break;
     case DPT_OPTIM_RMSPROP_NESTEROV: dpt_rule_rmsprop_nesterov(opt, theta, grad, gs, eps); break;

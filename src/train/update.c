@@ -188,15 +188,19 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
  * non-finite value over all ranks' slices; -1 when all is finite. The same
  * reduction carries each rank's |local mean gradient|^2 for the noise
  * scale: *local_sq_sum is their sum over ranks. The averaged gradient is
- * the reduced one times grad_scale (1 once scaled in place). */
-static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum, dpt_real grad_scale)
+ * the reduced one times grad_scale (1 once scaled in place); slice_sumsq,
+ * if not NULL, is its squared norm over this rank's slice, already summed
+ * by the update's pass. */
+static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum, dpt_real grad_scale,
+                                    const double *slice_sumsq)
 {
     /* and whether any rank was asked to stop (dpt_request_stop) */
     /* and whether [checkpoint] every_seconds has passed on any rank (the
      * ranks' clocks differ: one verdict for all) */
     double every = t->cfg->checkpoint.every_seconds;
     const dpt_real *slice = t->model.grads + t->slice_lo;
-    double sums[4] = {dpt_vec_sumsq_scaled(slice, t->slice_n, grad_scale), local_sq_sum[0],
+    double sums[4] = {slice_sumsq ? *slice_sumsq : dpt_vec_sumsq_scaled(slice, t->slice_n, grad_scale),
+                      local_sq_sum[0],
                       dpt_stop_requested() ? 1 : 0,
                       every > 0 && MPI_Wtime() - t->checkpoint_clock >= every ? 1 : 0};
     dpt_status st = dpt_allreduce_sum_acc(&t->comm, sums, 4);
@@ -283,6 +287,34 @@ static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
 
 /* ---------------------------------------------------------------- the update */
 
+/* The update when nothing reads the averaged gradient before it (no
+ * clipping, layer statistics or diagnostics) and a non-finite gradient
+ * ends the run: the optimizer's pass also sums the squared norm, and the
+ * verdict on it comes after the update instead of before, which spares a
+ * read of the whole gradient slice per step. A non-finite gradient then
+ * reaches this rank's parameters before the run stops with
+ * DPT_ERR_NUMERIC, with the same message; nothing is saved after that
+ * error, and the parameters are not all-gathered. */
+static dpt_status update_then_check(dpt_trainer *t, size_t lo, size_t n, dpt_real grad_scale, double local_sq,
+                                    size_t global_count)
+{
+    dpt_model *m = &t->model;
+    double slice_sumsq;
+    int bad;
+    /* the norm is summed over the ranks' slices: the update's own range is
+     * that slice when sharded or alone; a replicated update on several
+     * ranks covers every slice and sums its own after the update */
+    int same_range = lo == t->slice_lo && n == t->slice_n;
+    t->last_lr = dpt_optimizer_step_sumsq(&t->opt, m->params + lo, m->grads + lo, grad_scale,
+                                          same_range ? &slice_sumsq : NULL);
+    dpt_status st = agree_on_gradient(t, &bad, &local_sq, grad_scale, same_range ? &slice_sumsq : NULL);
+    if (st != DPT_OK) return st;
+    if (bad >= 0) return nonfinite(t, bad);
+    dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
+    if (t->sharded && t->comm.size > 1) return dpt_sharder_allgather(&t->sharder, m->params);
+    return DPT_OK;
+}
+
 dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
 {
     dpt_model *m = &t->model;
@@ -310,8 +342,10 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     if (diagnose || stats || t->cfg->update.clip_norm > 0 || t->cfg->update.clip_value > 0) {
         for (size_t i = lo; i < lo + n; i++) m->grads[i] *= inv_count;
         grad_scale = 1;
+    } else if (t->cfg->update.nonfinite == DPT_NONFINITE_ABORT) {
+        return update_then_check(t, lo, n, grad_scale, local_sq, global_count);
     }
-    st = agree_on_gradient(t, &bad, &local_sq, grad_scale);
+    st = agree_on_gradient(t, &bad, &local_sq, grad_scale, NULL);
     if (st != DPT_OK) return st;
     if (bad >= 0) return nonfinite(t, bad);
     dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
