@@ -9,7 +9,10 @@
  * CONFIG "-" is the default configuration (configs/default.ini). Prints,
  * on rank 0, one line of key=value pairs: samples_per_s (global samples
  * over the slowest rank's time), ms_per_step, comm_ms_per_step (rank 0's
- * time in the gradient reduction), and per rank a line
+ * time in the gradient reduction), shared_window (1: the exchange went
+ * through the shared-memory window) and evict_share (the share of steps in
+ * which the ranks evicted what they read there: dpt_evict_tuner), and per
+ * rank a line
  * "window rank=R begin=T0 end=T1" in CLOCK_MONOTONIC seconds, which is
  * perf's clock with `perf record -k CLOCK_MONOTONIC`. */
 #include <mpi.h>
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
     for (long s = 0; s < warmup; s++)
         if (dpt_trainer_step(&t) != DPT_OK) fail(rank, "warm-up step");
     double comm0 = t.comm_seconds, samples0 = t.samples_seen;
+    long evicting0 = t.sharder.tuner.evicting_steps, tuned0 = t.sharder.tuner.steps;
     MPI_Barrier(MPI_COMM_WORLD);
     double begin = monotonic();
     for (long s = 0; s < steps; s++)
@@ -87,10 +91,13 @@ int main(int argc, char **argv)
     double end = monotonic(), seconds = end - begin, slowest = seconds;
     MPI_Reduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
     double comm_ms = 1e3 * (t.comm_seconds - comm0) / (double)steps;
+    long tuned = t.sharder.tuner.steps - tuned0; /* steps through the shared window */
+    double evict_share = tuned > 0 ? (double)(t.sharder.tuner.evicting_steps - evicting0) / (double)tuned : 0;
     if (rank == 0)
         printf("samples_per_s=%.1f ms_per_step=%.4f comm_ms_per_step=%.4f ranks=%d steps=%ld "
-               "params=%zu\n", (t.samples_seen - samples0) / slowest, 1e3 * slowest / (double)steps,
-               comm_ms, ranks, steps, t.model.n_params);
+               "params=%zu shared_window=%d evict_share=%.2f\n", (t.samples_seen - samples0) / slowest,
+               1e3 * slowest / (double)steps, comm_ms, ranks, steps, t.model.n_params, t.sharder.shared,
+               evict_share);
     fflush(stdout);
     MPI_Barrier(MPI_COMM_WORLD);
     for (int r = 0; r < ranks; r++) { /* in rank order */

@@ -139,6 +139,20 @@ static void check_norm_after_update(const char *method)
     }
 }
 
+/* The sharded exchange through the shared-memory window (the default with
+ * every rank on this machine) and through messages: the same sums in the
+ * same order, so the same parameters bit for bit. */
+static void test_shared_window_equals_messages(void)
+{
+    static run_result window, messages;
+    const char *const use_window[] = {"optim.shared_window=true"};
+    const char *const use_messages[] = {"optim.shared_window=false"};
+    train_with(&window, "nesterov", "sharded", 4, use_window, 1);
+    train_with(&messages, "nesterov", "sharded", 4, use_messages, 1);
+    int same = memcmp(window.params, messages.params, sizeof(dpt_real) * window.n) == 0;
+    CU_ASSERT(fixture_all_ranks(same && window.grad_norm == messages.grad_norm));
+}
+
 static void test_norm_after_update(void)
 {
     check_norm_after_update("nesterov");
@@ -257,6 +271,7 @@ int main(int argc, char **argv)
     CU_add_test(suite, "adam", test_adam);
     CU_add_test(suite, "adamw", test_adamw);
     CU_add_test(suite, "norm from the update's pass, checked after it", test_norm_after_update);
+    CU_add_test(suite, "shared window and messages agree bit for bit", test_shared_window_equals_messages);
     CU_add_test(suite, "clipping by norm and by value", test_clipping);
     CU_add_test(suite, "NaN on one rank, overlapped: all skip or all stop", test_nan_overlapped);
     CU_add_test(suite, "NaN on one rank, blocking: all skip or all stop", test_nan_blocking);

@@ -80,6 +80,7 @@ typedef struct dpt_config {
         int shard_state;    /* DPT_SHARD_OFF, _ON or _AUTO: optimizer state sharded over ranks */
         int overlap;        /* DPT_OVERLAP_OFF, _ON or _AUTO (bucketed non-blocking reduction) */
         double bucket_mb;
+        int shared_window;  /* sharded, every rank on one node: exchange through shared memory */
         double curvature_fraction; /* newton_cg, newton: share of the batch for curvature */
         long solve_samples; /* second-order batch: the first N training samples; 0: all */
     } update;

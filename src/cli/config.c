@@ -414,6 +414,11 @@ static const key_spec keys[] = {
      .help = "reduce gradient buckets during the backward pass (non-blocking allreduce); "
              "auto: when the last bucket, which cannot overlap, is under half the gradient",
      .offset = OFF(update.overlap)},
+    {.section = "optim", .key = "shared_window", .type = T_BOOL, .def = "true",
+     .aliases = "shm_exchange",
+     .help = "sharded with every rank on one node: exchange gradient and parameter slices through an "
+             "MPI shared-memory window instead of messages",
+     .offset = OFF(update.shared_window)},
     {.section = "optim", .key = "bucket_mb", .type = T_REAL, .flags = F_MIN_OPEN, .def = "1",
      .rmin = 0.0, .rmax = 4096.0, .aliases = "bucket bucket_size",
      .help = "gradient bucket size in MiB (the first bucket is a quarter of it)",

@@ -1,9 +1,16 @@
 /* Zeroed allocations on huge pages (mem.h). */
 #include "mem.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define DPT_HAVE_X86_FLUSH 1
+#endif
 
 #define HUGE_PAGE ((size_t)2 << 20)
 #define SMALL_PAGE ((size_t)4096)
@@ -25,3 +32,36 @@ void *dpt_calloc_large(size_t n, size_t size)
 #endif
     return calloc(n, size);
 }
+
+#ifdef DPT_HAVE_X86_FLUSH
+#define CACHE_LINE ((size_t)64)
+
+/* CPUID leaf 7, EBX bit 23: CLFLUSHOPT */
+static int has_clflushopt(void)
+{
+    static int known = -1; /* a benign race: every thread finds the same answer */
+    if (known < 0) {
+        unsigned a, b, c, d;
+        known = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 23));
+    }
+    return known;
+}
+
+__attribute__((target("clflushopt"))) static void flush_lines(const char *begin, const char *end)
+{
+    for (const char *line = begin; line < end; line += CACHE_LINE) _mm_clflushopt((void *)line);
+    _mm_sfence();
+}
+
+void dpt_cache_evict(const void *p, size_t bytes)
+{
+    if (bytes == 0 || !has_clflushopt()) return;
+    const char *begin = (const char *)((uintptr_t)p & ~(uintptr_t)(CACHE_LINE - 1));
+    flush_lines(begin, (const char *)p + bytes);
+}
+#else
+void dpt_cache_evict(const void *p, size_t bytes)
+{
+    (void)p, (void)bytes;
+}
+#endif

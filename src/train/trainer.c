@@ -116,6 +116,7 @@ dpt_status dpt_trainer_create(dpt_trainer *t, const dpt_config *cfg, MPI_Comm co
     if (agreed == DPT_OK)
         agreed = dpt_check_replicas(&t->comm, t->model.params,
                                     sizeof(dpt_real) * t->model.n_params, NULL);
+    if (agreed == DPT_OK) agreed = dpt_agree_status(&t->comm, dpt_update_share(t), NULL);
     if (agreed != DPT_OK) dpt_trainer_destroy(t);
     return agreed;
 }

@@ -108,9 +108,23 @@ dpt_status dpt_update_setup(dpt_trainer *t)
                         t->reducer_segment_of_layer);
 }
 
+/* Sharded on one node: parameters and gradients into the sharder's shared
+ * window (dpt_sharder_share). Collective: after the ranks agreed that the
+ * trainer was built everywhere. */
+dpt_status dpt_update_share(dpt_trainer *t)
+{
+    if (!t->sharded || t->comm.size == 1 || !t->cfg->update.shared_window) return DPT_OK;
+    t->own_params = t->model.params;
+    t->own_grads = t->model.grads;
+    return dpt_sharder_share(&t->sharder, &t->model.params, &t->model.grads);
+}
+
 void dpt_update_teardown(dpt_trainer *t)
 {
     dpt_reducer_destroy(&t->reducer);
+    if (t->own_params)
+        dpt_sharder_unshare(&t->sharder, t->own_params, t->own_grads, &t->model.params, &t->model.grads);
+    t->own_params = t->own_grads = NULL;
     dpt_sharder_destroy(&t->sharder);
     free(t->slice_buf), free(t->layer_stats), free(t->layer_sums), free(t->reducer_segment_of_layer);
     t->slice_buf = NULL;

@@ -7,6 +7,10 @@
 
 /* Slices, reducer and buffers of the update; called once the model exists. */
 dpt_status dpt_update_setup(dpt_trainer *t);
+/* Sharded with every rank on one node: the model's parameters and gradients
+ * move into a shared window (dpt_sharder_share). Collective, once the ranks
+ * agreed the trainer exists; teardown moves them back. */
+dpt_status dpt_update_share(dpt_trainer *t);
 void dpt_update_teardown(dpt_trainer *t);
 
 /* The forward context's layer_done hook when reduction overlaps backward. */
