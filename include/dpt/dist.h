@@ -145,7 +145,9 @@ dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf);
  * the parameters, each after a barrier: no message, no kernel copy (a 2 MB
  * exchange of 2 ranks 0.11-0.16 instead of 0.38-0.51 ms). The same sums in
  * the same order as the messages (other buffers still go by messages).
- * Collective; with ranks on several nodes, or one rank, it changes nothing. The buffers stay valid until
+ * Collective; with ranks on several nodes, one rank, or less room for the
+ * window than its size (Open MPI backs it with a file in /dev/shm: a
+ * file-size limit, ulimit -f, or a small /dev/shm), it changes nothing. The buffers stay valid until
  * dpt_sharder_unshare, which copies them back to the given ones. What a
  * rank reads from the others it may evict from the caches afterwards
  * (dpt_evict_tuner); each all-gather ends a step for that tuner. */

@@ -2,6 +2,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 
 #include "dpt/dist.h"
 #include "dpt/watchdog.h"
@@ -195,8 +197,21 @@ dpt_status dpt_sharder_share(dpt_sharder *s, dpt_real **params, dpt_real **grads
         return mpi_failed(MPI_ERR_OTHER, "MPI_Comm_split_type");
     MPI_Comm_size(node, &node_size);
     MPI_Comm_free(&node);
+    /* per rank: parameters, then gradients, each padded to a 4 KiB page */
+    size_t stride = ((s->n + 1) * sizeof(dpt_real) + 4095) / 4096 * 4096;
+    /* Open MPI backs the window with a file in /dev/shm, sized by
+     * ftruncate: beyond a file-size limit (ulimit -f) that fails and
+     * aborts the job, and beyond the free space of /dev/shm (64 MiB in a
+     * default Docker container) the first touch dies of SIGBUS. Messages
+     * instead, with room for Open MPI's own header. */
+    double need = (double)ranks * 2.0 * (double)stride + (double)(1 << 20);
+    struct rlimit file_limit;
+    struct statvfs shm;
+    int fits = getrlimit(RLIMIT_FSIZE, &file_limit) != 0 || file_limit.rlim_cur == RLIM_INFINITY ||
+               (double)file_limit.rlim_cur >= need;
+    if (statvfs("/dev/shm", &shm) == 0 && (double)shm.f_bavail * (double)shm.f_frsize < need) fits = 0;
     /* the same answer everywhere: some ranks elsewhere means messages for all */
-    int here = node_size == ranks;
+    int here = node_size == ranks && fits;
     if (MPI_Allreduce(&here, &all_here, 1, MPI_INT, MPI_MIN, s->comm->comm) != MPI_SUCCESS)
         return mpi_failed(MPI_ERR_OTHER, "MPI_Allreduce of the node check");
     if (!all_here) return DPT_OK;
@@ -205,8 +220,6 @@ dpt_status dpt_sharder_share(dpt_sharder *s, dpt_real **params, dpt_real **grads
     int ok = s->peer_params && s->peer_grads, all_ok = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, s->comm->comm);
     if (!all_ok) return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for the shared window's table");
-    /* per rank: parameters, then gradients, each padded to a 4 KiB page */
-    size_t stride = ((s->n + 1) * sizeof(dpt_real) + 4095) / 4096 * 4096;
     dpt_real *mine;
     /* each rank's part on pages of its own, first touched by its owner
      * below: on a node of several sockets the memory of each is local */
