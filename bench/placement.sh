@@ -5,12 +5,17 @@
 # line's round trip between CPUs 0 and 1 (about 60-80 ns on one L3 of the
 # host, over 300 ns across two). A benchmark: it prints, asserts nothing.
 #
-#   bash bench/placement.sh [RUNS] [STEPS] [CONFIG|-]     defaults: 12 3000 -
+#   bash bench/placement.sh [RUNS] [STEPS] [CONFIG|-] [section.key=value ...]
+#                                                     defaults: 12 3000 -
 #
 # One line a run: round trip before / after (ns), samples/s, reduction ms
-# per step; then the runs grouped by placement (both short, both long, mixed).
+# per step, and the share of steps in which the ranks evicted what they
+# read from each other's part of the shared window (dpt_evict_tuner);
+# then the runs grouped by placement (both short, both long, mixed).
+# optim.shared_window=false times the exchange by messages instead.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 runs=${1:-12} steps=${2:-3000} config=${3:--}
+overrides=("${@:4}")
 [[ "$config" == "-" || "$config" = /* ]] || config="$PWD/$config"
 mpicc -O2 -I"$top/include" -I"$build/generated/include" "$top/bench/hotpath.c" "$build/libdptrain.a" \
   $(pkg-config --libs openblas scalapack-openmpi zlib inih libcjson) -lpthread -lm -o "$work/hotpath"
@@ -21,13 +26,15 @@ for ((i = 1; i <= runs; i++)); do
   exec 9>>/tmp/dpt-bench.lock
   flock 9
   before=$(c2c)
-  out=$(mpirun -n 2 --bind-to core "$work/hotpath" "$config" "$steps" 2>&1 9>&- | grep samples_per_s)
+  out=$(mpirun -n 2 --bind-to core "$work/hotpath" "$config" "$steps" 50 "${overrides[@]}" 2>&1 9>&- | grep samples_per_s)
   after=$(c2c)
   flock -u 9
   exec 9>&-
   rate=$(sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
   comm=$(sed -n 's/.*comm_ms_per_step=\([0-9.]*\).*/\1/p' <<<"$out")
-  printf 'run %2d: CPU 0-1 %4s / %4s ns  %9.0f samples/s  reduction %s ms/step\n' "$i" "$before" "$after" "$rate" "$comm"
+  evict=$(sed -n 's/.*evict_share=\([0-9.]*\).*/\1/p' <<<"$out")
+  printf 'run %2d: CPU 0-1 %4s / %4s ns  %9.0f samples/s  reduction %s ms/step  evicting %s\n' "$i" "$before" \
+    "$after" "$rate" "$comm" "$evict"
   echo "$before $after $rate" >>"$work/runs.txt"
 done
 awk '{ k = ($1 < 150 && $2 < 150) ? "both short (one L3)" : ($1 >= 150 && $2 >= 150) ? "both long (two L3s)" : "mixed (moved)"
