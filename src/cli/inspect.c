@@ -71,6 +71,10 @@ void cli_memory_estimate(const dpt_model *m, const dpt_config *cfg, int ranks, c
         out->optimizer = dpt_optim_state_vectors(cfg->optim.method) * slice * real;
         /* a sharded update keeps its slice before the update (layer statistics) */
         if (sharded) out->optimizer += slice * real;
+        /* sharded with every rank on one node (assumed here): parameters and
+         * gradients move into the shared window, and the model's own
+         * arrays stay allocated (dpt_sharder_share) */
+        out->window = sharded && ranks > 1 && cfg->update.shared_window ? 2 * n * real : 0;
     }
     /* every rank holds both sets: any sample may fall in its slice of a batch */
     out->data = (double)train->samples * ((double)train->features * train->feature_bytes + 1) +
@@ -80,7 +84,7 @@ void cli_memory_estimate(const dpt_model *m, const dpt_config *cfg, int ranks, c
     int eval_batch = eval_batch_of(cfg);
     out->buffers = 4.0 * (double)train->samples +                       /* the epoch's permutation */
                    (double)eval_batch * ((double)train->features * real + 1 + 4 + outputs * real);
-    out->total = out->model + out->optimizer + out->data + out->buffers;
+    out->total = out->model + out->window + out->optimizer + out->data + out->buffers;
 }
 
 void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
@@ -95,6 +99,11 @@ void cli_print_memory(const dpt_config *cfg, int ranks, const cli_memory *mem)
     printf("memory per rank with %d rank%s (dptrain's own arrays; MPI, whose allreduce may hold one "
            "more gradient, and OpenBLAS add 10-40 MiB: bench/memory_bench.sh):\n", ranks, ranks > 1 ? "s" : "");
     printf("  %-58s %12s\n", "model: parameters, gradients, activations, workspaces", b[0]);
+    if (mem->window > 0) {
+        char window[32];
+        cli_human_bytes(window, sizeof window, mem->window);
+        printf("  %-58s %12s\n", "shared window: parameters and gradients (ranks on one node)", window);
+    }
     char what[128];
     if (second_order)
         snprintf(what, sizeof what, "optimizer: %s keeps its own state (state_bytes in its log)",

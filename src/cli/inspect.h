@@ -17,6 +17,7 @@ typedef struct cli_set_size {
 /* Bytes one rank holds, by what holds them. */
 typedef struct cli_memory {
     double model;     /* parameters, gradients, activations, workspaces (dpt_model.bytes) */
+    double window;    /* the shared window's parameters and gradients (sharded, one node) */
     double optimizer; /* moment vectors: this rank's slice when sharded */
     double data;      /* training and test sets */
     double buffers;   /* permutation, batch and evaluation buffers */
