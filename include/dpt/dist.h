@@ -128,6 +128,7 @@ typedef struct dpt_sharder {
     int shared;
     MPI_Win win;
     dpt_real **peer_params, **peer_grads; /* [ranks] */
+    dpt_real *home_params, *home_grads;   /* the caller's buffers, for unsharing */
     dpt_evict_tuner tuner; /* evict what was read from the others? */
 } dpt_sharder;
 
@@ -147,13 +148,14 @@ dpt_status dpt_sharder_allgather(dpt_sharder *s, dpt_real *buf);
  * the same order as the messages (other buffers still go by messages).
  * Collective; with ranks on several nodes, one rank, or less room for the
  * window than its size (Open MPI backs it with a file in /dev/shm: a
- * file-size limit, ulimit -f, or a small /dev/shm), it changes nothing. The buffers stay valid until
- * dpt_sharder_unshare, which copies them back to the given ones. What a
+ * file-size limit, ulimit -f, or a small /dev/shm), it changes nothing.
+ * The given buffers stay allocated; dpt_sharder_unshare copies the window's
+ * contents back into them and points *params and *grads there again
+ * (nothing when not shared). What a
  * rank reads from the others it may evict from the caches afterwards
  * (dpt_evict_tuner); each all-gather ends a step for that tuner. */
 dpt_status dpt_sharder_share(dpt_sharder *s, dpt_real **params, dpt_real **grads);
-void dpt_sharder_unshare(dpt_sharder *s, dpt_real *params, dpt_real *grads, dpt_real **current_params,
-                         dpt_real **current_grads);
+void dpt_sharder_unshare(dpt_sharder *s, dpt_real **params, dpt_real **grads);
 
 /* Prints "dptrain: error: <message> (rank R, file:line)" from the last
  * recorded failure and aborts the whole job with MPI_Abort. Never returns. */

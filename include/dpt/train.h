@@ -99,7 +99,6 @@ typedef struct dpt_trainer {
     dpt_reducer reducer;
     int *reducer_segment_of_layer; /* [model layers] segment index or -1 */
     dpt_sharder sharder;       /* the split of the parameter vector over ranks */
-    dpt_real *own_params, *own_grads; /* the model's buffers while the sharder shares copies */
     size_t slice_lo, slice_n;  /* this rank's slice (norms always; the update if sharded) */
     dpt_real *slice_buf;       /* [slice_n] parameters before the update (layer statistics) */
     double comm_seconds;       /* time the step waited for gradient communication */

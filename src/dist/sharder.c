@@ -244,6 +244,8 @@ dpt_status dpt_sharder_share(dpt_sharder *s, dpt_real **params, dpt_real **grads
         return mpi_failed(rc, "MPI_Win_shared_query or MPI_Win_lock_all");
     }
     s->shared = 1;
+    s->home_params = *params;
+    s->home_grads = *grads;
     memcpy(mine, *params, sizeof(dpt_real) * s->n);
     memcpy((char *)mine + stride, *grads, sizeof(dpt_real) * s->n);
     *params = mine;
@@ -251,14 +253,14 @@ dpt_status dpt_sharder_share(dpt_sharder *s, dpt_real **params, dpt_real **grads
     return window_barrier(s);
 }
 
-void dpt_sharder_unshare(dpt_sharder *s, dpt_real *params, dpt_real *grads, dpt_real **current_params,
-                         dpt_real **current_grads)
+void dpt_sharder_unshare(dpt_sharder *s, dpt_real **params, dpt_real **grads)
 {
-    if (!s->shared) return;
-    memcpy(params, *current_params, sizeof(dpt_real) * s->n);
-    memcpy(grads, *current_grads, sizeof(dpt_real) * s->n);
-    *current_params = params;
-    *current_grads = grads;
+    if (!s->shared || !s->home_params) return;
+    memcpy(s->home_params, *params, sizeof(dpt_real) * s->n);
+    memcpy(s->home_grads, *grads, sizeof(dpt_real) * s->n);
+    *params = s->home_params;
+    *grads = s->home_grads;
+    s->home_params = s->home_grads = NULL;
 }
 
 /* ---------------------------------------------------------------- evict or not */

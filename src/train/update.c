@@ -114,17 +114,13 @@ dpt_status dpt_update_setup(dpt_trainer *t)
 dpt_status dpt_update_share(dpt_trainer *t)
 {
     if (!t->sharded || t->comm.size == 1 || !t->cfg->update.shared_window) return DPT_OK;
-    t->own_params = t->model.params;
-    t->own_grads = t->model.grads;
     return dpt_sharder_share(&t->sharder, &t->model.params, &t->model.grads);
 }
 
 void dpt_update_teardown(dpt_trainer *t)
 {
     dpt_reducer_destroy(&t->reducer);
-    if (t->own_params)
-        dpt_sharder_unshare(&t->sharder, t->own_params, t->own_grads, &t->model.params, &t->model.grads);
-    t->own_params = t->own_grads = NULL;
+    dpt_sharder_unshare(&t->sharder, &t->model.params, &t->model.grads);
     dpt_sharder_destroy(&t->sharder);
     free(t->slice_buf), free(t->layer_stats), free(t->layer_sums), free(t->reducer_segment_of_layer);
     t->slice_buf = NULL;
@@ -301,6 +297,27 @@ static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
 
 /* ---------------------------------------------------------------- the update */
 
+/* The verdict on the reduced gradient (agree_on_gradient; a non-finite one
+ * fails the step or marks it skipped in t->last_skipped) and the noise
+ * scale's update from its norm. */
+static dpt_status check_gradient(dpt_trainer *t, double local_sq, dpt_real grad_scale,
+                                 const double *slice_sumsq, size_t global_count)
+{
+    int bad;
+    dpt_status st = agree_on_gradient(t, &bad, &local_sq, grad_scale, slice_sumsq);
+    if (st != DPT_OK) return st;
+    if (bad >= 0) return nonfinite(t, bad);
+    dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
+    return DPT_OK;
+}
+
+/* Sharded: every rank's updated slice to every rank. */
+static dpt_status gather_params(dpt_trainer *t)
+{
+    if (!t->sharded || t->comm.size == 1) return DPT_OK;
+    return dpt_sharder_allgather(&t->sharder, t->model.params);
+}
+
 /* The update when nothing reads the averaged gradient before it (no
  * clipping, layer statistics or diagnostics) and a non-finite gradient
  * ends the run: the optimizer's pass also sums the squared norm, and the
@@ -314,19 +331,13 @@ static dpt_status update_then_check(dpt_trainer *t, size_t lo, size_t n, dpt_rea
 {
     dpt_model *m = &t->model;
     double slice_sumsq;
-    int bad;
     /* the norm is summed over the ranks' slices: the update's own range is
      * that slice when sharded or alone; a replicated update on several
      * ranks covers every slice and sums its own after the update */
-    int same_range = lo == t->slice_lo && n == t->slice_n;
-    t->last_lr = dpt_optimizer_step_sumsq(&t->opt, m->params + lo, m->grads + lo, grad_scale,
-                                          same_range ? &slice_sumsq : NULL);
-    dpt_status st = agree_on_gradient(t, &bad, &local_sq, grad_scale, same_range ? &slice_sumsq : NULL);
-    if (st != DPT_OK) return st;
-    if (bad >= 0) return nonfinite(t, bad);
-    dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
-    if (t->sharded && t->comm.size > 1) return dpt_sharder_allgather(&t->sharder, m->params);
-    return DPT_OK;
+    double *summed = lo == t->slice_lo && n == t->slice_n ? &slice_sumsq : NULL;
+    t->last_lr = dpt_optimizer_step_sumsq(&t->opt, m->params + lo, m->grads + lo, grad_scale, summed);
+    dpt_status st = check_gradient(t, local_sq, grad_scale, summed, global_count);
+    return st == DPT_OK ? gather_params(t) : st;
 }
 
 dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
@@ -340,7 +351,6 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
         dpt_diagnose_local_norm(t, 0, m->n_params);
     }
     double local_sq = dpt_diagnose_local_sq(t);
-    int bad;
     size_t lo, n;
     dpt_watchdog_phase("the gradient reduction", t->step + 1);
     dpt_status st = reduce(t, &lo, &n);
@@ -359,10 +369,8 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     } else if (t->cfg->update.nonfinite == DPT_NONFINITE_ABORT) {
         return update_then_check(t, lo, n, grad_scale, local_sq, global_count);
     }
-    st = agree_on_gradient(t, &bad, &local_sq, grad_scale, NULL);
-    if (st != DPT_OK) return st;
-    if (bad >= 0) return nonfinite(t, bad);
-    dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
+    st = check_gradient(t, local_sq, grad_scale, NULL, global_count);
+    if (st != DPT_OK || t->last_skipped) return st;
     if (diagnose) { /* before clipping and the update: the gradient and point the step starts from */
         st = dpt_diagnose_curvature(t, lo, n, global_count);
         if (st != DPT_OK) return st;
@@ -370,10 +378,8 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     clip(t, m->grads + lo, n);
     if (stats) memcpy(t->slice_buf, m->params + t->slice_lo, sizeof(dpt_real) * t->slice_n);
     t->last_lr = dpt_optimizer_step_scaled(&t->opt, m->params + lo, m->grads + lo, grad_scale);
-    if (t->sharded && t->comm.size > 1) {
-        st = dpt_sharder_allgather(&t->sharder, m->params);
-        if (st != DPT_OK) return st;
-    }
+    st = gather_params(t);
+    if (st != DPT_OK) return st;
     t->diag_ready = diagnose;
     return stats ? layer_stats(t, t->slice_buf) : DPT_OK;
 }
