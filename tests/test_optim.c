@@ -1075,6 +1075,42 @@ static void test_step_sumsq_matches_separate(void)
         }
 }
 
+/* dpt_optimizer_step_clear against dpt_optimizer_step_sumsq: the same
+ * parameters, state and norm bit for bit, and the gradient zero afterwards,
+ * for every first-order method (the adaptive ones clear it after their
+ * rule) and lengths below, at and past a multiple of the eight lanes. */
+static void test_step_clear_matches_sumsq(void)
+{
+    enum { MAXN = 37 };
+    static const size_t lengths[] = {5, 8, MAXN};
+    const dpt_real scale = (dpt_real)0.25;
+    for (int m = 0; m < DPT_OPTIM_LBFGS; m++)
+        for (size_t c = 0; c < sizeof lengths / sizeof *lengths; c++) {
+            const size_t n = lengths[c];
+            dpt_optim_params p = book_params((dpt_optim_method)m, 0.05, 0.0, 0);
+            dpt_optimizer kept, cleared;
+            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&kept, &p, n), DPT_OK);
+            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&cleared, &p, n), DPT_OK);
+            dpt_real tk[MAXN], tc[MAXN], g[MAXN], gc[MAXN];
+            for (size_t i = 0; i < n; i++) tk[i] = tc[i] = (dpt_real)(1.5 - 0.1 * (double)i);
+            int all_zero = 1;
+            for (long k = 0; k < 4; k++) {
+                for (size_t i = 0; i < n; i++) g[i] = gc[i] = (dpt_real)(3 * sin((double)k + 0.7 * (double)i));
+                double sum_kept = -1, sum_cleared = -2;
+                double lr = dpt_optimizer_step_sumsq(&kept, tk, g, scale, &sum_kept);
+                CU_ASSERT_EQUAL(dpt_optimizer_step_clear(&cleared, tc, gc, scale, &sum_cleared), lr);
+                CU_ASSERT_EQUAL(sum_kept, sum_cleared);
+                for (size_t i = 0; i < n; i++) all_zero &= gc[i] == 0;
+            }
+            CU_ASSERT(all_zero);
+            CU_ASSERT(memcmp(tk, tc, n * sizeof *tk) == 0);
+            if (kept.first) CU_ASSERT(memcmp(kept.first, cleared.first, n * sizeof *tk) == 0);
+            if (kept.second) CU_ASSERT(memcmp(kept.second, cleared.second, n * sizeof *tk) == 0);
+            dpt_optimizer_destroy(&kept);
+            dpt_optimizer_destroy(&cleared);
+        }
+}
+
 /* ================================================================ parameters */
 
 static dpt_status try_create(double lr, double momentum, double weight_decay)
@@ -1273,6 +1309,7 @@ static int register_suites(void)
         {"state bytes per method", test_state_bytes},
         {"slices equal the whole", test_slices_equal_whole},
         {"step with its norm equals step, then norm", test_step_sumsq_matches_separate},
+        {"step that clears the gradient equals step, then memset", test_step_clear_matches_sumsq},
     };
     static const dpt_test params[] = {
         {"create rejects bad parameters", test_create_rejects_bad_params},

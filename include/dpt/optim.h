@@ -113,5 +113,10 @@ double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_
  * as dpt_optimizer_step_scaled. */
 double dpt_optimizer_step_sumsq(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
                                 dpt_real grad_scale, double *grad_sumsq);
+/* The same, and grad[n] is zero afterwards, ready for the next backward
+ * pass to accumulate into: SGD, momentum and Nesterov zero each element
+ * in their pass once they have read it (no memset of its own later). */
+double dpt_optimizer_step_clear(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real grad_scale,
+                                double *grad_sumsq);
 
 #endif /* DPT_OPTIM_H */

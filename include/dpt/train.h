@@ -100,6 +100,7 @@ typedef struct dpt_trainer {
     int *reducer_segment_of_layer; /* [model layers] segment index or -1 */
     dpt_sharder sharder;       /* the split of the parameter vector over ranks */
     size_t slice_lo, slice_n;  /* this rank's slice (norms always; the update if sharded) */
+    size_t clear_lo, clear_n;  /* the range of model.grads the last update left zero */
     dpt_real *slice_buf;       /* [slice_n] parameters before the update (layer statistics) */
     double comm_seconds;       /* time the step waited for gradient communication */
     double grad_norm;          /* global norm of the averaged gradient, before clipping */

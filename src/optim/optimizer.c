@@ -117,6 +117,33 @@ size_t dpt_optimizer_state_bytes(const dpt_optimizer *opt)
     return ((opt->first != NULL) + (opt->second != NULL)) * opt->n * sizeof(dpt_real);
 }
 
+/* One update; clear: leave grad zero (in the pass of SGD, momentum and
+ * Nesterov, after the adaptive rules by a pass of its own). */
+static double update(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real grad_scale,
+                     double *grad_sumsq, int clear)
+{
+    const double lr = dpt_schedule_lr(&opt->params, opt->step);
+    const dpt_real eps = (dpt_real)lr, gs = grad_scale;
+    const dpt_optim_method method = opt->params.method;
+    /* the adaptive rules have no fused sum: a pass of its own over the
+     * gradient before they run */
+    int fused = method == DPT_OPTIM_SGD || method == DPT_OPTIM_MOMENTUM || method == DPT_OPTIM_NESTEROV;
+    if (grad_sumsq && !fused) *grad_sumsq = dpt_vec_sumsq_scaled(grad, opt->n, gs);
+    switch (method) {
+    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, gs, eps, grad_sumsq, clear); break;
+    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, gs, eps, grad_sumsq, clear); break;
+    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, gs, eps, grad_sumsq, clear); break;
+    case DPT_OPTIM_ADAGRAD: dpt_rule_adagrad(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_RMSPROP: dpt_rule_rmsprop(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_RMSPROP_NESTEROV: dpt_rule_rmsprop_nesterov(opt, theta, grad, gs, eps); break;
+    case DPT_OPTIM_ADAM: case DPT_OPTIM_ADAMW: dpt_rule_adam(opt, theta, grad, gs, eps); break;
+    default: break;
+    }
+    if (clear && !fused) memset(grad, 0, sizeof(dpt_real) * opt->n);
+    opt->step++;
+    return lr;
+}
+
 double dpt_optimizer_step(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad)
 {
     return dpt_optimizer_step_scaled(opt, theta, grad, 1);
@@ -131,23 +158,12 @@ double dpt_optimizer_step_scaled(dpt_optimizer *opt, dpt_real *theta, const dpt_
 double dpt_optimizer_step_sumsq(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad,
                                 dpt_real grad_scale, double *grad_sumsq)
 {
-    const double lr = dpt_schedule_lr(&opt->params, opt->step);
-    const dpt_real eps = (dpt_real)lr, gs = grad_scale;
-    const dpt_optim_method method = opt->params.method;
-    /* the adaptive rules have no fused sum: a pass of its own over the
-     * gradient before they run */
-    int fused = method == DPT_OPTIM_SGD || method == DPT_OPTIM_MOMENTUM || method == DPT_OPTIM_NESTEROV;
-    if (grad_sumsq && !fused) *grad_sumsq = dpt_vec_sumsq_scaled(grad, opt->n, gs);
-    switch (method) {
-    case DPT_OPTIM_SGD: dpt_rule_sgd(opt, theta, grad, gs, eps, grad_sumsq); break;
-    case DPT_OPTIM_MOMENTUM: dpt_rule_momentum(opt, theta, grad, gs, eps, grad_sumsq); break;
-    case DPT_OPTIM_NESTEROV: dpt_rule_nesterov(opt, theta, grad, gs, eps, grad_sumsq); break;
-    case DPT_OPTIM_ADAGRAD: dpt_rule_adagrad(opt, theta, grad, gs, eps); break;
-    case DPT_OPTIM_RMSPROP: dpt_rule_rmsprop(opt, theta, grad, gs, eps); break;
-    case DPT_OPTIM_RMSPROP_NESTEROV: dpt_rule_rmsprop_nesterov(opt, theta, grad, gs, eps); break;
-    case DPT_OPTIM_ADAM: case DPT_OPTIM_ADAMW: dpt_rule_adam(opt, theta, grad, gs, eps); break;
-    default: break;
-    }
-    opt->step++;
-    return lr;
+    /* clear 0: the rules only read grad */
+    return update(opt, theta, (dpt_real *)grad, grad_scale, grad_sumsq, 0);
+}
+
+double dpt_optimizer_step_clear(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real grad_scale,
+                                double *grad_sumsq)
+{
+    return update(opt, theta, grad, grad_scale, grad_sumsq, 1);
 }

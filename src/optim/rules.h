@@ -5,18 +5,19 @@
  * back), and updates theta[n] and its own state in place. theta, grad and
  * the state vectors are distinct arrays. The rules of sgd.c also take
  * sumsq: when not NULL they set it to sum_i (grad[i] gs)^2, from the same
- * pass (dpt_optimizer_step_sumsq). */
+ * pass (dpt_optimizer_step_sumsq), and clear: when set they zero grad in
+ * that pass (dpt_optimizer_step_clear). */
 #ifndef DPT_OPTIM_RULES_H
 #define DPT_OPTIM_RULES_H
 
 #include "dpt/optim.h"
 
-void dpt_rule_sgd(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad, dpt_real gs,
-                  dpt_real lr, double *sumsq);
-void dpt_rule_momentum(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad, dpt_real gs,
-                       dpt_real lr, double *sumsq);
-void dpt_rule_nesterov(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad, dpt_real gs,
-                       dpt_real lr, double *sumsq);
+void dpt_rule_sgd(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real gs,
+                  dpt_real lr, double *sumsq, int clear);
+void dpt_rule_momentum(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real gs,
+                       dpt_real lr, double *sumsq, int clear);
+void dpt_rule_nesterov(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real gs,
+                       dpt_real lr, double *sumsq, int clear);
 void dpt_rule_adagrad(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad, dpt_real gs,
                       dpt_real lr);
 void dpt_rule_rmsprop(dpt_optimizer *opt, dpt_real *theta, const dpt_real *grad, dpt_real gs,

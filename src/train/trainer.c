@@ -227,13 +227,24 @@ static dpt_status check_replicas(dpt_trainer *t)
     return st;
 }
 
+/* The gradient to zero for backward to accumulate into, except what the
+ * last update cleared in its own pass (t->clear_lo, t->clear_n). */
+static void clear_gradient(dpt_trainer *t)
+{
+    dpt_real *g = t->model.grads;
+    size_t n = t->model.n_params, lo = t->clear_n ? t->clear_lo : n, hi = t->clear_n ? lo + t->clear_n : n;
+    memset(g, 0, sizeof(dpt_real) * lo);
+    memset(g + hi, 0, sizeof(dpt_real) * (n - hi));
+    t->clear_n = 0;
+}
+
 dpt_status dpt_trainer_step(dpt_trainer *t)
 {
     if (t->epoch_step == 0) start_epoch(t);
     size_t begin, count, global_count;
     dpt_batch_slice(&t->plan, t->epoch_step, &begin, &count, &global_count);
     dpt_model *model = &t->model;
-    memset(model->grads, 0, sizeof(dpt_real) * model->n_params);
+    clear_gradient(t);
     /* a rank with no samples in a ragged last batch still runs the pass:
      * synchronized batch norm makes collective calls inside it */
     dpt_batch_metrics metrics;

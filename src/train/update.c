@@ -148,12 +148,13 @@ void dpt_update_progress(void *user)
 
 /* ---------------------------------------------------------------- checks */
 
-/* The first layer with a NaN or Inf in [lo, lo + n) of the gradient, or -1.
- * Only called once a step is known to be bad. */
-static int first_nonfinite_layer(const dpt_model *m, size_t lo, size_t n)
+/* The first layer with a NaN or Inf in [lo, lo + n) of values (the
+ * gradient, or the parameters an update moved along it), or -1. Only
+ * called once a step is known to be bad. */
+static int first_nonfinite_layer(const dpt_model *m, const dpt_real *values, size_t lo, size_t n)
 {
     for (size_t k = lo; k < lo + n; k++) {
-        if (isfinite(m->grads[k])) continue;
+        if (isfinite(values[k])) continue;
         for (int i = 0; i < m->n_layers; i++)
             if (k >= m->layers[i].param_offset &&
                 k < m->layers[i].param_offset + m->layers[i].n_weights + m->layers[i].n_bias)
@@ -200,9 +201,11 @@ static dpt_status reduce(dpt_trainer *t, size_t *lo, size_t *n)
  * scale: *local_sq_sum is their sum over ranks. The averaged gradient is
  * the reduced one times grad_scale (1 once scaled in place); slice_sumsq,
  * if not NULL, is its squared norm over this rank's slice, already summed
- * by the update's pass. */
+ * by the update's pass. A non-finite value is looked for in scanned: the
+ * gradient, or, where the update has cleared it, the parameters it moved
+ * (a NaN or Inf in g makes theta - eps g one too). */
 static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_sum, dpt_real grad_scale,
-                                    const double *slice_sumsq)
+                                    const double *slice_sumsq, const dpt_real *scanned)
 {
     /* and whether any rank was asked to stop (dpt_request_stop) */
     /* and whether [checkpoint] every_seconds has passed on any rank (the
@@ -222,7 +225,7 @@ static dpt_status agree_on_gradient(dpt_trainer *t, int *bad, double *local_sq_s
     t->grad_norm = sqrt(sumsq);
     *bad = -1;
     if (isfinite(sumsq)) return DPT_OK;
-    int mine = first_nonfinite_layer(&t->model, t->slice_lo, t->slice_n), first;
+    int mine = first_nonfinite_layer(&t->model, scanned, t->slice_lo, t->slice_n), first;
     if (mine < 0) mine = t->model.n_layers; /* only the norm overflowed */
     first = mine;
     if (t->comm.size > 1 && MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, t->comm.comm) != MPI_SUCCESS)
@@ -301,10 +304,10 @@ static dpt_status layer_stats(dpt_trainer *t, const dpt_real *before)
  * fails the step or marks it skipped in t->last_skipped) and the noise
  * scale's update from its norm. */
 static dpt_status check_gradient(dpt_trainer *t, double local_sq, dpt_real grad_scale,
-                                 const double *slice_sumsq, size_t global_count)
+                                 const double *slice_sumsq, const dpt_real *scanned, size_t global_count)
 {
     int bad;
-    dpt_status st = agree_on_gradient(t, &bad, &local_sq, grad_scale, slice_sumsq);
+    dpt_status st = agree_on_gradient(t, &bad, &local_sq, grad_scale, slice_sumsq, scanned);
     if (st != DPT_OK) return st;
     if (bad >= 0) return nonfinite(t, bad);
     dpt_diagnose_noise(t, local_sq, t->grad_norm * t->grad_norm, global_count);
@@ -335,8 +338,17 @@ static dpt_status update_then_check(dpt_trainer *t, size_t lo, size_t n, dpt_rea
      * that slice when sharded or alone; a replicated update on several
      * ranks covers every slice and sums its own after the update */
     double *summed = lo == t->slice_lo && n == t->slice_n ? &slice_sumsq : NULL;
-    t->last_lr = dpt_optimizer_step_sumsq(&t->opt, m->params + lo, m->grads + lo, grad_scale, summed);
-    dpt_status st = check_gradient(t, local_sq, grad_scale, summed, global_count);
+    /* with its norm summed in the pass, the pass also clears the gradient
+     * for the next step (dpt_trainer_step zeroes only the rest) */
+    dpt_status st;
+    if (summed) {
+        t->last_lr = dpt_optimizer_step_clear(&t->opt, m->params + lo, m->grads + lo, grad_scale, summed);
+        st = check_gradient(t, local_sq, grad_scale, summed, m->params, global_count);
+        t->clear_lo = lo, t->clear_n = n;
+    } else {
+        t->last_lr = dpt_optimizer_step_sumsq(&t->opt, m->params + lo, m->grads + lo, grad_scale, NULL);
+        st = check_gradient(t, local_sq, grad_scale, NULL, m->grads, global_count);
+    }
     return st == DPT_OK ? gather_params(t) : st;
 }
 
@@ -344,6 +356,7 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
 {
     dpt_model *m = &t->model;
     t->last_skipped = 0;
+    t->clear_n = 0;
     t->stats_ready = 0;
     t->diag_ready = 0;
     if (!t->overlapped) { /* overlapped: from the layer_done hook */
@@ -369,7 +382,7 @@ dpt_status dpt_update_apply(dpt_trainer *t, size_t global_count)
     } else if (t->cfg->update.nonfinite == DPT_NONFINITE_ABORT) {
         return update_then_check(t, lo, n, grad_scale, local_sq, global_count);
     }
-    st = check_gradient(t, local_sq, grad_scale, NULL, global_count);
+    st = check_gradient(t, local_sq, grad_scale, NULL, m->grads, global_count);
     if (st != DPT_OK || t->last_skipped) return st;
     if (diagnose) { /* before clipping and the update: the gradient and point the step starts from */
         st = dpt_diagnose_curvature(t, lo, n, global_count);
