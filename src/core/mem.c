@@ -15,10 +15,8 @@
 #define HUGE_PAGE ((size_t)2 << 20)
 #define SMALL_PAGE ((size_t)4096)
 
-void *dpt_calloc_large(size_t n, size_t size)
+void *dpt_malloc_large(size_t bytes)
 {
-    size_t bytes;
-    if (__builtin_mul_overflow(n, size, &bytes)) return NULL;
 #ifdef MADV_HUGEPAGE
     if (bytes >= HUGE_PAGE) {
         void *p = NULL;
@@ -26,11 +24,37 @@ void *dpt_calloc_large(size_t n, size_t size)
         if (posix_memalign(&p, HUGE_PAGE, padded) != 0) return NULL;
         /* advice only: a kernel without THP leaves small pages, no harm */
         (void)madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
-        memset(p, 0, bytes); /* the first touch, after the advice, faults in huge pages */
         return p;
     }
 #endif
-    return calloc(n, size);
+    return malloc(bytes ? bytes : 1);
+}
+
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels refuse it (EINVAL), no harm */
+#endif
+
+void dpt_advise_huge(void *p, size_t bytes)
+{
+#if defined(MADV_HUGEPAGE) && defined(MADV_COLLAPSE)
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (hi <= lo) return;
+    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+void *dpt_calloc_large(size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) return NULL;
+    if (bytes < HUGE_PAGE) return calloc(n, size);
+    void *p = dpt_malloc_large(bytes);
+    if (p) memset(p, 0, bytes); /* the first touch, after the advice, faults in huge pages */
+    return p;
 }
 
 #ifdef DPT_HAVE_X86_FLUSH

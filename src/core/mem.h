@@ -1,6 +1,6 @@
-/* Internal: zeroed allocations for the large, long-lived arrays of the
- * step (parameters, gradients, activations, optimizer state), backed by
- * transparent huge pages where the kernel offers them. */
+/* Internal: allocations for the large, long-lived arrays of the step
+ * (parameters, gradients, activations, optimizer state, the data sets),
+ * backed by transparent huge pages where the kernel offers them. */
 #ifndef DPT_CORE_MEM_H
 #define DPT_CORE_MEM_H
 
@@ -17,6 +17,16 @@
  * the last whole stretch keeps small pages, so the resident size does not
  * grow. */
 void *dpt_calloc_large(size_t n, size_t size);
+/* The same as malloc(bytes): not zeroed, for a block its owner fills at
+ * once (a data set as it is loaded; the first touch, after the advice,
+ * faults in huge pages). For blocks read at random rows, as a training
+ * set is by the batch gather: with small pages every row is a TLB miss,
+ * and under a hypervisor each page walk is a two-level one. */
+void *dpt_malloc_large(size_t bytes);
+/* Huge pages for the whole 2 MiB stretches of a block already filled
+ * (MADV_HUGEPAGE, then MADV_COLLAPSE: Linux 6.1 or later moves the
+ * contents at once; older kernels refuse, and the block keeps its pages). */
+void dpt_advise_huge(void *p, size_t bytes);
 
 /* Writes [p, p + bytes) back if dirty and drops it from every cache of the
  * machine (CLFLUSHOPT; nothing where the CPU lacks it). For memory another

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/clones.h"
+#include "../core/mem.h"
 
 void dpt_dataset_count_classes(dpt_dataset *set)
 {
@@ -38,7 +39,7 @@ dpt_status dpt_dataset_alloc(dpt_dataset *set, dpt_feature_type type, size_t n_s
         __builtin_mul_overflow(bytes, size, &bytes))
         return DPT_FAIL(DPT_ERR_NOMEM, "%s: %zu x %zu features do not fit in memory", name,
                         n_samples, n_features);
-    set->features = malloc(bytes);
+    set->features = dpt_malloc_large(bytes); /* huge pages: the gather reads random rows */
     set->labels = calloc(n_samples, 1);
     if (!set->features || !set->labels) {
         dpt_dataset_free(set);
@@ -66,6 +67,7 @@ dpt_status dpt_dataset_take(dpt_dataset *set, dpt_feature_type type, void *featu
     }
     set->features = features;
     set->labels = labels;
+    dpt_advise_huge(features, n_samples * n_features * dpt_dataset_feature_size(type));
     set->n_samples = n_samples;
     set->n_features = n_features;
     set->feature_type = type;
@@ -120,6 +122,7 @@ dpt_status dpt_dataset_from_idx(dpt_dataset *set, dpt_idx *images, dpt_idx *labe
     dpt_idx_sample_shape(images, set->shape);
     set->feature_type = DPT_FEATURES_U8;
     set->features = images->data; /* ownership moves to the data set */
+    dpt_advise_huge(set->features, images->count); /* the gather reads random rows */
     set->labels = labels->data;
     images->data = labels->data = NULL;
     dpt_idx_free(images);
