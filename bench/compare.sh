@@ -156,9 +156,12 @@ disturbed=${DISTURBED:-0.25} retries=${RETRIES:-1}
 # 300 ns), and 2-process runs are much slower in the second case (the data
 # the ranks exchange crosses between the L3s). The table adds the medians of
 # the runs with both values under C2C_ONE_L3 (default 150 ns). null: not
-# measured (one CPU).
+# measured (one CPU). That split is for AMD's core complexes (an L3 each);
+# an Intel socket has one L3 for all its cores, whose round trips over the
+# mesh (130-250 ns on an Intel VM here) say nothing about it: there the
+# split is off (C2C_ONE_L3=0) unless asked for.
 c2c_ns() { ((cores >= 2)) && "$core_latency" 0 1 100000 | sed -n 's/.*"c2c_ns":\([0-9.]*\).*/\1/p' || echo null; }
-one_l3=${C2C_ONE_L3:-150}
+if grep -q -m1 'vendor_id.*AuthenticAMD' /proc/cpuinfo; then one_l3=${C2C_ONE_L3:-150}; else one_l3=${C2C_ONE_L3:-0}; fi
 cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat; }
 # user + system seconds of this shell's waited-for descendants, from the output
 # of the builtin `times` (run in this shell: a subshell would count its own)
@@ -467,6 +470,8 @@ def l3_note(*keys):
     return " (" + ", ".join(f"{n_l3(k)} of {n_runs(k)}" for k in keys) + " runs)"
 d21l, ddpl, c21l, cddpl = (med(k, "samples_per_s", True) for k in ("mlp.dpt.2x1", "mlp.ddp.2x1", "cnn.dpt.2x1",
                                                                   "cnn.ddp.2x1"))
+if one_l3 <= 0: # not split (see C2C_ONE_L3)
+    d21l = ddpl = c21l = cddpl = None
 if d21l and ddpl:
     r = d21l / ddpl
     row("one L3: MLP dptrain 2x1 / PyTorch DDP gloo 2x1" + l3_note("mlp.dpt.2x1", "mlp.ddp.2x1"), fmt(d21l),
@@ -509,8 +514,11 @@ print("\nruns per configuration (and repeated because disturbed): "
                   for k in sorted(runs) if not k.endswith("verified")))
 print("load: the 1-minute load average before each run (this script's previous run included); others' cores:"
       " the CPU that other processes used during each run, in cores (0 = the run had the machine to itself)")
-print(f"one L3: the medians over the 2-process runs with a cache-line round trip between CPUs 0 and 1 under"
-      f" {one_l3:g} ns before and after the run (bench/core_latency.c): both vCPUs on one L3 of the host")
+if one_l3 > 0:
+    print(f"one L3: the medians over the 2-process runs with a cache-line round trip between CPUs 0 and 1 under"
+          f" {one_l3:g} ns before and after the run (bench/core_latency.c): both vCPUs on one L3 of the host")
+else:
+    print("no one-L3 rows: not an AMD CPU (one L3 per socket; C2C_ONE_L3=NS splits the runs anyway)")
 
 sol = [k for k in runs if k.startswith("softmax.") and not k.endswith("verified")]
 if sol:
