@@ -1034,13 +1034,24 @@ static void test_slices_equal_whole(void)
     for (int m = 0; m < DPT_OPTIM_LBFGS; m++) check_slices((dpt_optim_method)m);
 }
 
-/* dpt_optimizer_step_sumsq against dpt_optimizer_step_scaled followed by
- * the trainer's former separate norm pass: the same parameters and state
- * bit for bit, and the same squared norm bit for bit (SGD, momentum and
- * Nesterov sum it inside their update loop, in eight lanes: lengths below,
- * at and past a multiple of eight), and that norm close to a plain sum in
- * long double. Weight decay on, so that theta enters every rule. */
-static void test_step_sumsq_matches_separate(void)
+/* A step that also sums the gradient's squared norm; clears: it leaves
+ * the gradient zero (dpt_optimizer_step_clear). */
+typedef double (*step_with_norm_fn)(dpt_optimizer *, dpt_real *, dpt_real *, dpt_real, double *);
+
+static double step_keeping_gradient(dpt_optimizer *opt, dpt_real *theta, dpt_real *grad, dpt_real gs,
+                                    double *sumsq)
+{
+    return dpt_optimizer_step_sumsq(opt, theta, grad, gs, sumsq);
+}
+
+/* step against dpt_optimizer_step_scaled followed by the trainer's former
+ * separate norm pass: the same parameters and state bit for bit, and the
+ * same squared norm bit for bit (SGD, momentum and Nesterov sum it inside
+ * their update loop, in eight lanes: lengths below, at and past a multiple
+ * of eight), and that norm close to a plain sum in long double; if it
+ * clears, the gradient zero afterwards (the adaptive methods clear it after
+ * their rule). Weight decay on, so that theta enters every rule. */
+static void check_step_with_norm(step_with_norm_fn step, int clears)
 {
     enum { MAXN = 37 };
     static const size_t lengths[] = {5, 8, MAXN};
@@ -1052,21 +1063,24 @@ static void test_step_sumsq_matches_separate(void)
             dpt_optimizer plain, fused;
             CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&plain, &p, n), DPT_OK);
             CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&fused, &p, n), DPT_OK);
-            dpt_real tp[MAXN], tf[MAXN], g[MAXN];
+            dpt_real tp[MAXN], tf[MAXN], g[MAXN], gf[MAXN];
             for (size_t i = 0; i < n; i++) tp[i] = tf[i] = (dpt_real)(1.5 - 0.1 * (double)i);
+            int all_zero = 1;
             for (long k = 0; k < 4; k++) {
                 long double plain_sum = 0;
                 for (size_t i = 0; i < n; i++) {
-                    g[i] = (dpt_real)(3 * sin((double)k + 0.7 * (double)i));
+                    g[i] = gf[i] = (dpt_real)(3 * sin((double)k + 0.7 * (double)i));
                     long double v = (long double)(g[i] * scale);
                     plain_sum += v * v;
                 }
                 double separate = dpt_vec_sumsq_scaled(g, n, scale), sumsq = -1;
                 double lr = dpt_optimizer_step_scaled(&plain, tp, g, scale);
-                CU_ASSERT_EQUAL(dpt_optimizer_step_sumsq(&fused, tf, g, scale, &sumsq), lr);
+                CU_ASSERT_EQUAL(step(&fused, tf, gf, scale, &sumsq), lr);
                 CU_ASSERT_EQUAL(sumsq, separate);
                 CU_ASSERT_DOUBLE_EQUAL(sumsq, (double)plain_sum, 1e-12 * (double)plain_sum);
+                for (size_t i = 0; i < n; i++) all_zero &= gf[i] == 0;
             }
+            if (clears) CU_ASSERT(all_zero);
             CU_ASSERT(memcmp(tp, tf, n * sizeof *tp) == 0);
             if (plain.first) CU_ASSERT(memcmp(plain.first, fused.first, n * sizeof *tp) == 0);
             if (plain.second) CU_ASSERT(memcmp(plain.second, fused.second, n * sizeof *tp) == 0);
@@ -1075,40 +1089,14 @@ static void test_step_sumsq_matches_separate(void)
         }
 }
 
-/* dpt_optimizer_step_clear against dpt_optimizer_step_sumsq: the same
- * parameters, state and norm bit for bit, and the gradient zero afterwards,
- * for every first-order method (the adaptive ones clear it after their
- * rule) and lengths below, at and past a multiple of the eight lanes. */
+static void test_step_sumsq_matches_separate(void)
+{
+    check_step_with_norm(step_keeping_gradient, 0);
+}
+
 static void test_step_clear_matches_sumsq(void)
 {
-    enum { MAXN = 37 };
-    static const size_t lengths[] = {5, 8, MAXN};
-    const dpt_real scale = (dpt_real)0.25;
-    for (int m = 0; m < DPT_OPTIM_LBFGS; m++)
-        for (size_t c = 0; c < sizeof lengths / sizeof *lengths; c++) {
-            const size_t n = lengths[c];
-            dpt_optim_params p = book_params((dpt_optim_method)m, 0.05, 0.0, 0);
-            dpt_optimizer kept, cleared;
-            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&kept, &p, n), DPT_OK);
-            CU_ASSERT_EQUAL_FATAL(dpt_optimizer_create(&cleared, &p, n), DPT_OK);
-            dpt_real tk[MAXN], tc[MAXN], g[MAXN], gc[MAXN];
-            for (size_t i = 0; i < n; i++) tk[i] = tc[i] = (dpt_real)(1.5 - 0.1 * (double)i);
-            int all_zero = 1;
-            for (long k = 0; k < 4; k++) {
-                for (size_t i = 0; i < n; i++) g[i] = gc[i] = (dpt_real)(3 * sin((double)k + 0.7 * (double)i));
-                double sum_kept = -1, sum_cleared = -2;
-                double lr = dpt_optimizer_step_sumsq(&kept, tk, g, scale, &sum_kept);
-                CU_ASSERT_EQUAL(dpt_optimizer_step_clear(&cleared, tc, gc, scale, &sum_cleared), lr);
-                CU_ASSERT_EQUAL(sum_kept, sum_cleared);
-                for (size_t i = 0; i < n; i++) all_zero &= gc[i] == 0;
-            }
-            CU_ASSERT(all_zero);
-            CU_ASSERT(memcmp(tk, tc, n * sizeof *tk) == 0);
-            if (kept.first) CU_ASSERT(memcmp(kept.first, cleared.first, n * sizeof *tk) == 0);
-            if (kept.second) CU_ASSERT(memcmp(kept.second, cleared.second, n * sizeof *tk) == 0);
-            dpt_optimizer_destroy(&kept);
-            dpt_optimizer_destroy(&cleared);
-        }
+    check_step_with_norm(dpt_optimizer_step_clear, 1);
 }
 
 /* ================================================================ parameters */

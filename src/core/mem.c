@@ -15,6 +15,28 @@
 #define HUGE_PAGE ((size_t)2 << 20)
 #define SMALL_PAGE ((size_t)4096)
 
+#if defined(__linux__) && !defined(MADV_COLLAPSE)
+#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels refuse it (EINVAL), no harm */
+#endif
+
+/* Huge pages for the whole 2 MiB stretches of [p, p + bytes); collapse:
+ * also move what is there already into them. Advice only: a kernel
+ * without THP leaves small pages, no harm. */
+static void advise_stretches(void *p, size_t bytes, int collapse)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (hi <= lo) return;
+    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#ifdef MADV_COLLAPSE
+    if (collapse) (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
+#endif
+#else
+    (void)p, (void)bytes, (void)collapse;
+#endif
+}
+
 void *dpt_malloc_large(size_t bytes)
 {
 #ifdef MADV_HUGEPAGE
@@ -22,29 +44,16 @@ void *dpt_malloc_large(size_t bytes)
         void *p = NULL;
         size_t padded = (bytes + SMALL_PAGE - 1) & ~(SMALL_PAGE - 1);
         if (posix_memalign(&p, HUGE_PAGE, padded) != 0) return NULL;
-        /* advice only: a kernel without THP leaves small pages, no harm */
-        (void)madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+        advise_stretches(p, bytes, 0); /* nothing there yet: the first touch faults them in */
         return p;
     }
 #endif
     return malloc(bytes ? bytes : 1);
 }
 
-#if defined(__linux__) && !defined(MADV_COLLAPSE)
-#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels refuse it (EINVAL), no harm */
-#endif
-
 void dpt_advise_huge(void *p, size_t bytes)
 {
-#if defined(MADV_HUGEPAGE) && defined(MADV_COLLAPSE)
-    uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(HUGE_PAGE - 1);
-    if (hi <= lo) return;
-    (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-    (void)madvise((void *)lo, hi - lo, MADV_COLLAPSE);
-#else
-    (void)p, (void)bytes;
-#endif
+    advise_stretches(p, bytes, 1);
 }
 
 void *dpt_calloc_large(size_t n, size_t size)
