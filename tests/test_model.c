@@ -206,16 +206,19 @@ static void test_fd_multitask(void)
     check_fd(&spec, (dpt_shape){1, 5, 5}, 6, "multi-task: 3 heads, weights 1, 0.5, 2, label maps");
 }
 
-/* Batch norm + ReLU run fused in training mode (src/nn/forward.c): the same
- * loss, gradients, running statistics and outputs bit for bit as the two
- * layers one by one, in the trunk and in a head, with a ReLU the last layer
- * of the trunk not fused across into the head; the fused batch norm leaves
- * its own output buffer unwritten (so the fusion did happen). */
+/* Batch norm + ReLU (+ max pooling) run fused in training mode
+ * (src/nn/forward.c): the same loss, gradients, running statistics and
+ * outputs bit for bit as the layers one by one, in the trunk (pooling
+ * windows that overlap, 3 x 3 at stride 2, and 2 x 2 ones that tile the
+ * plane) and in a head, with a ReLU the last layer of the trunk not fused
+ * across into the head; the fused batch norm leaves its own output buffer
+ * unwritten, and a fused pooling the ReLU's (so the fusions did happen). */
 static void test_bn_relu_fused(void)
 {
     dpt_model_spec spec;
-    make_spec(&spec, "conv 4 3 pad=same, batchnorm, relu, maxpool 2, flatten, 12, batchnorm, relu, "
-                     "dropout 0.8, 9, batchnorm", DPT_LOSS_SOFTMAX_XENT);
+    make_spec(&spec, "conv 4 3 pad=same, batchnorm, relu, maxpool 3 stride=2, conv 3 3 pad=same, "
+                     "batchnorm, relu, maxpool 2, flatten, 12, batchnorm, relu, dropout 0.8, 9, batchnorm",
+              DPT_LOSS_SOFTMAX_XENT);
     add_head(&spec, "item", "relu, 7, batchnorm, relu, 5", DPT_LOSS_SOFTMAX_XENT, 1);
     enum { B = 5 };
     dpt_model fused, plain;
@@ -229,8 +232,10 @@ static void test_bn_relu_fused(void)
         CU_ASSERT_FATAL(dpt_model_init_params(ms[k], 5, NULL) == DPT_OK);
         for (size_t p = 0; p < ms[k]->n_params; p++) ms[k]->params[p] += (dpt_real)(0.05 * sin(3.0 * p));
         ms[k]->unfused = k;
-        const dpt_layer *bn = &ms[k]->layers[1];
-        for (size_t i = 0; i < (size_t)B * dpt_shape_size(bn->out); i++) ms[k]->acts[bn->out_offset + i] = 12345;
+        for (int i = 1; i <= 2; i++) { /* the trunk's batch norm and ReLU */
+            const dpt_layer *l = &ms[k]->layers[i];
+            for (size_t j = 0; j < (size_t)B * dpt_shape_size(l->out); j++) ms[k]->acts[l->out_offset + j] = 12345;
+        }
         memset(ms[k]->grads, 0, sizeof(dpt_real) * ms[k]->n_params);
         loss[k] = total_loss(ms[k], x, y, B, 1);
     }
@@ -238,8 +243,10 @@ static void test_bn_relu_fused(void)
     CU_ASSERT(memcmp(fused.grads, plain.grads, sizeof(dpt_real) * fused.n_params) == 0);
     CU_ASSERT(memcmp(fused.state, plain.state, sizeof(dpt_real) * fused.n_state) == 0);
     CU_ASSERT(memcmp(dpt_model_head_output(&fused, 0), dpt_model_head_output(&plain, 0), sizeof(dpt_real) * B * 5) == 0);
-    const dpt_layer *bn = &fused.layers[1];
-    CU_ASSERT(fused.acts[bn->out_offset] == 12345 && plain.acts[bn->out_offset] != 12345);
+    for (int i = 1; i <= 2; i++) {
+        size_t at = fused.layers[i].out_offset;
+        CU_ASSERT(fused.acts[at] == 12345 && plain.acts[at] != 12345);
+    }
     dpt_model_destroy(&fused);
     dpt_model_destroy(&plain);
 }

@@ -70,6 +70,16 @@ void dpt_col2im(dpt_real *dx, dpt_real *dcols, const dpt_conv_geom *g);
  * dpt_conv_work_size reals. */
 void dpt_conv2d_forward(dpt_real *out, dpt_real *cols, const dpt_real *x, const dpt_real *w,
                         const dpt_real *b, int B, const dpt_conv_geom *g);
+/* What to run on each sample's output right after it is written, while it
+ * is in cache (a batch norm's moments: src/nn/forward.c). */
+typedef struct dpt_sample_hook {
+    void (*fn)(int sample, const dpt_real *out, void *user);
+    void *user;
+} dpt_sample_hook;
+/* dpt_conv2d_forward, then after->fn on each sample (after may be NULL). */
+void dpt_conv2d_forward_each(dpt_real *out, dpt_real *cols, const dpt_real *x, const dpt_real *w,
+                             const dpt_real *b, int B, const dpt_conv_geom *g,
+                             const dpt_sample_hook *after);
 /* dw += sum_b dout[b] . cols[b]^T;  db += sum over b and positions of dout;
  * dx (if not NULL) = col2im(w^T . dout[b]). cols, dcols: workspaces as above. */
 void dpt_conv2d_backward(dpt_real *dx, dpt_real *dw, dpt_real *db, dpt_real *cols,
@@ -141,13 +151,33 @@ typedef struct dpt_batchnorm_ctx {
      * masks it where relu_out is not positive. Bit for bit the two layers. */
     int relu;
     const dpt_real *relu_out;
+    /* A layer fused behind (max pooling after the ReLU, src/nn/forward.c),
+     * fed one (sample, channel) plane q = b C + c at a time while the plane
+     * is in L1 (NULL: none). Forward writes each plane of out into `plane`
+     * and calls plane_out(q, plane, user); out itself is not written.
+     * Backward calls plane_dout(q, plane, user) for the plane's output
+     * gradient, the fused ReLU's mask applied (relu_out is then NULL), and
+     * does not read dout. */
+    void (*plane_out)(size_t q, const dpt_real *plane, void *user);
+    const dpt_real *(*plane_dout)(size_t q, dpt_real *plane, void *user);
+    dpt_real *plane; /* [spatial] */
+    void *plane_user;
+    /* 1: scratch already holds this process's per-channel sums and sums of
+     * squares, added sample by sample (dpt_batchnorm_moments_add) */
+    int moments_ready;
 } dpt_batchnorm_ctx;
+
+/* sum[c] += sum of x[c][.], sumsq[c] += sum of squares, over one sample
+ * x[C][spatial], in double: the forward pass's moments, one sample at a
+ * time in the order it takes them itself (the same sums). */
+void dpt_batchnorm_moments_add(double *sum, double *sumsq, const dpt_real *x, int C, int spatial);
 
 /* Training mode: batch statistics (sum, sum of squares and count reduced
  * over the group), out = gamma xhat + beta, and the running averages
  * updated (the running variance with the unbiased factor N / (N - 1)).
- * Saves xhat[B][C][spatial] and inv_std[C] = 1 / sqrt(var + eps) for backward.
- * Returns the global count N. */
+ * Saves xhat[B][C][spatial] and inv_std[C] = 1 / sqrt(var + eps) for backward;
+ * xhat may be x itself, which is then overwritten (a caller whose x is read
+ * by nothing else: one buffer fewer in cache). Returns the global count N. */
 double dpt_batchnorm_forward_train(dpt_real *out, dpt_real *xhat, dpt_real *inv_std,
                                    dpt_real *running_mean, dpt_real *running_var,
                                    const dpt_real *x, const dpt_real *gamma, const dpt_real *beta,

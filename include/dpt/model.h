@@ -147,10 +147,12 @@ typedef struct dpt_model {
     dpt_real *trunk_delta;      /* gradient at the trunk output, summed over heads */
     dpt_real *cols, *dcols;     /* im2col workspaces (largest conv layer) */
     double *bn_scratch;
+    dpt_real *bn_plane;         /* [2 x widest batch-norm plane]: one plane and its pooling,
+                                   for a max pooling fused behind (src/nn/forward.c) */
     uint8_t *head_labels;       /* [max_batch] labels after a head's map */
     size_t bytes;               /* all of the above: parameters, gradients, activations,
                                    workspaces (what a rank holds for the model) */
-    int unfused;                /* 1: no fused layer pairs (tests compare the two) */
+    int unfused;                /* 1: no fused layers (tests compare the two) */
 } dpt_model;
 
 /* How a forward pass runs. */

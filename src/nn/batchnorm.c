@@ -19,18 +19,22 @@
 /* Per-channel sum and sum of squares of x[B][C][spatial], accumulated in
  * double: var = E[x^2] - E[x]^2 cancels catastrophically in float as soon as
  * |mean| is a few times the standard deviation. */
+void dpt_batchnorm_moments_add(double *sum, double *sumsq, const dpt_real *x, int C, int spatial)
+{
+    for (int c = 0; c < C; c++) {
+        double s, q;
+        dpt_vec_sum_sumsq(x + (size_t)c * spatial, (size_t)spatial, &s, &q);
+        sum[c] += s;
+        sumsq[c] += q;
+    }
+}
+
 static void channel_moments(double *sum, double *sumsq, const dpt_real *x, int B, int C,
                             int spatial)
 {
     memset(sum, 0, sizeof(double) * (size_t)C);
     memset(sumsq, 0, sizeof(double) * (size_t)C);
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            double s, q;
-            dpt_vec_sum_sumsq(x + ((size_t)b * C + c) * spatial, (size_t)spatial, &s, &q);
-            sum[c] += s;
-            sumsq[c] += q;
-        }
+    for (int b = 0; b < B; b++) dpt_batchnorm_moments_add(sum, sumsq, x + (size_t)b * C * spatial, C, spatial);
 }
 
 /* Exponential moving averages for inference. The running variance uses the
@@ -58,16 +62,37 @@ DPT_CLONES static void normalize_plane(dpt_real *restrict out, dpt_real *restric
     }
 }
 
-/* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4). */
+/* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4),
+ * or each plane of out handed to ctx->plane_out. */
+/* normalize_plane with xhat written over x, each element read first. */
+DPT_CLONES static void normalize_plane_in_place(dpt_real *restrict out, dpt_real *x_then_xhat, int n,
+                                                double mean, double inv_std, double gamma, double beta,
+                                                int relu)
+{
+    for (int k = 0; k < n; k++) {
+        double h = ((double)x_then_xhat[k] - mean) * inv_std;
+        x_then_xhat[k] = (dpt_real)h;
+        dpt_real v = (dpt_real)(gamma * h + beta);
+        out[k] = relu && !(v > 0) ? 0 : v;
+    }
+}
+
 static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
                              const double *mean, const double *inv_std, const dpt_real *gamma,
-                             const dpt_real *beta, int B, int C, int spatial, int relu)
+                             const dpt_real *beta, int B, int C, int spatial,
+                             const dpt_batchnorm_ctx *ctx)
 {
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t base = ((size_t)b * C + c) * spatial;
-            normalize_plane(out + base, xhat + base, x + base, spatial, mean[c], inv_std[c], gamma[c],
-                            beta[c], relu);
+            size_t q = (size_t)b * C + c, base = q * spatial;
+            dpt_real *plane = ctx->plane_out ? ctx->plane : out + base;
+            if (xhat == x)
+                normalize_plane_in_place(plane, xhat + base, spatial, mean[c], inv_std[c], gamma[c],
+                                         beta[c], ctx->relu);
+            else
+                normalize_plane(plane, xhat + base, x + base, spatial, mean[c], inv_std[c], gamma[c],
+                                beta[c], ctx->relu);
+            if (ctx->plane_out) ctx->plane_out(q, plane, ctx->plane_user);
         }
 }
 
@@ -77,7 +102,7 @@ double dpt_batchnorm_forward_train(dpt_real *out, dpt_real *xhat, dpt_real *inv_
                                    int B, int C, int spatial, const dpt_batchnorm_ctx *ctx)
 {
     double *sum = ctx->scratch, *sumsq = sum + C, *mean = sum + 2 * C + 1;
-    channel_moments(sum, sumsq, x, B, C, spatial);
+    if (!ctx->moments_ready) channel_moments(sum, sumsq, x, B, C, spatial);
     sum[2 * C] = (double)B * spatial;
     /* called even when B = 0 here: the reduction is collective */
     if (ctx->reduce) ctx->reduce(ctx->scratch, 2 * C + 1, ctx->reduce_user);
@@ -91,7 +116,7 @@ double dpt_batchnorm_forward_train(dpt_real *out, dpt_real *xhat, dpt_real *inv_
         sumsq[c] = 1 / sqrt(var + ctx->eps); /* the slot is consumed: reuse it in double */
         inv_std[c] = (dpt_real)sumsq[c];
     }
-    normalize_affine(out, xhat, x, mean, sumsq, gamma, beta, B, C, spatial, ctx->relu);
+    normalize_affine(out, xhat, x, mean, sumsq, gamma, beta, B, C, spatial, ctx);
     return N;
 }
 
@@ -112,20 +137,35 @@ void dpt_batchnorm_forward_eval(dpt_real *out, const dpt_real *x, const dpt_real
     }
 }
 
+/* Plane q's output gradient and the ReLU output masking it (NULL: none):
+ * from dout, or from the layer fused behind. */
+static const dpt_real *plane_grad(const dpt_real *dout, const dpt_real **mask, size_t q, int spatial,
+                                  const dpt_batchnorm_ctx *ctx)
+{
+    size_t base = q * (size_t)spatial;
+    if (ctx->plane_dout) {
+        *mask = NULL;
+        return ctx->plane_dout(q, ctx->plane, ctx->plane_user);
+    }
+    *mask = ctx->relu_out ? ctx->relu_out + base : NULL;
+    return dout + base;
+}
+
 /* Per-channel sums of dout and of dout xhat over this process's samples. */
 static void channel_grad_sums(double *sum_dout, double *sum_dout_xhat, const dpt_real *dout,
-                              const dpt_real *relu_out, const dpt_real *xhat, int B, int C, int spatial)
+                              const dpt_real *xhat, int B, int C, int spatial,
+                              const dpt_batchnorm_ctx *ctx)
 {
     memset(sum_dout, 0, sizeof(double) * (size_t)C);
     memset(sum_dout_xhat, 0, sizeof(double) * (size_t)C);
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t base = ((size_t)b * C + c) * spatial;
-            double s, q;
-            dpt_vec_sum_dot(dout + base, relu_out ? relu_out + base : NULL, xhat + base, (size_t)spatial,
-                            &s, &q);
+            size_t q = (size_t)b * C + c;
+            const dpt_real *mask, *g = plane_grad(dout, &mask, q, spatial, ctx);
+            double s, d;
+            dpt_vec_sum_dot(g, mask, xhat + q * spatial, (size_t)spatial, &s, &d);
             sum_dout[c] += s;
-            sum_dout_xhat[c] += q;
+            sum_dout_xhat[c] += d;
         }
 }
 
@@ -149,7 +189,7 @@ void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, con
                             int B, int C, int spatial, double count, const dpt_batchnorm_ctx *ctx)
 {
     double *sum_dout = ctx->scratch, *sum_dout_xhat = sum_dout + C;
-    channel_grad_sums(sum_dout, sum_dout_xhat, dout, ctx->relu_out, xhat, B, C, spatial);
+    channel_grad_sums(sum_dout, sum_dout_xhat, dout, xhat, B, C, spatial, ctx);
     /* local sums: the gradient allreduce adds the other ranks' shares later */
     for (int c = 0; c < C; c++) {
         dbeta[c] += (dpt_real)sum_dout[c];
@@ -162,10 +202,10 @@ void dpt_batchnorm_backward(dpt_real *dx, dpt_real *dgamma, dpt_real *dbeta, con
     if (count <= 0) return;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
-            size_t base = ((size_t)b * C + c) * spatial;
+            size_t q = (size_t)b * C + c, base = q * spatial;
             double k = gamma[c] * (double)inv_std[c] / count;
-            const dpt_real *mask = ctx->relu_out ? ctx->relu_out + base : NULL;
-            input_grad_plane(dx + base, dout + base, mask, xhat + base, spatial, k, count, sum_dout[c],
+            const dpt_real *mask, *g = plane_grad(dout, &mask, q, spatial, ctx);
+            input_grad_plane(dx + base, g, mask, xhat + base, spatial, k, count, sum_dout[c],
                              sum_dout_xhat[c]);
         }
 }

@@ -180,6 +180,13 @@ void dpt_col2im(dpt_real *dx, dpt_real *dcols, const dpt_conv_geom *g)
 void dpt_conv2d_forward(dpt_real *out, dpt_real *cols, const dpt_real *x, const dpt_real *w,
                         const dpt_real *b, int B, const dpt_conv_geom *g)
 {
+    dpt_conv2d_forward_each(out, cols, x, w, b, B, g, NULL);
+}
+
+void dpt_conv2d_forward_each(dpt_real *out, dpt_real *cols, const dpt_real *x, const dpt_real *w,
+                             const dpt_real *b, int B, const dpt_conv_geom *g,
+                             const dpt_sample_hook *after)
+{
     int rows = dpt_conv_rows(g), ncols = dpt_conv_cols(g);
     size_t in_size = (size_t)g->in_c * g->in_h * g->in_w, out_size = (size_t)g->out_c * ncols;
     for (int s = 0; s < B; s++) {
@@ -190,6 +197,7 @@ void dpt_conv2d_forward(dpt_real *out, dpt_real *cols, const dpt_real *x, const 
             for (int p = 0; p < ncols; p++) o[(size_t)f * ncols + p] = b[f];
         dpt_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->out_c, ncols, rows,
                  1, w, rows, cols, ncols, 1, o, ncols);
+        if (after) after->fn(s, o, after->user);
     }
 }
 

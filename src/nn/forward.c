@@ -4,6 +4,8 @@
 #include "dpt/model.h"
 #include "dpt/rng.h"
 
+#include "../core/vec.h"
+
 static dpt_real *layer_out(const dpt_model *m, const dpt_layer *l)
 {
     return m->acts + l->out_offset;
@@ -11,7 +13,7 @@ static dpt_real *layer_out(const dpt_model *m, const dpt_layer *l)
 
 static dpt_batchnorm_ctx bn_ctx(const dpt_model *m, const dpt_layer *l, const dpt_forward_ctx *ctx)
 {
-    dpt_batchnorm_ctx bn = {l->spec.momentum, l->spec.eps, NULL, NULL, m->bn_scratch, 0, NULL};
+    dpt_batchnorm_ctx bn = {.momentum = l->spec.momentum, .eps = l->spec.eps, .scratch = m->bn_scratch};
     if (l->spec.sync) {
         bn.reduce = ctx->reduce;
         bn.reduce_user = ctx->reduce_user;
@@ -47,8 +49,118 @@ static int fused_bn_relu(const dpt_model *m, int i, int last, const dpt_forward_
            m->layers[i + 1].spec.kind == DPT_LAYER_ACTIVATION && m->layers[i + 1].spec.act == DPT_ACT_RELU;
 }
 
+/* ... and, within [.., last], the ReLU is followed by a max pooling: the
+ * three run as one, the pooling fed each plane of the ReLU's output while it
+ * is in L1. Neither the ReLU's output nor the pooling's input gradient is
+ * then written: on the CNN config those were four passes over activations
+ * larger than L2 (bit for bit the layers one by one: test_model). */
+static int fused_bn_relu_pool(const dpt_model *m, int i, int last, const dpt_forward_ctx *ctx)
+{
+    return fused_bn_relu(m, i, last, ctx) && i + 1 < last &&
+           m->layers[i + 2].spec.kind == DPT_LAYER_MAXPOOL;
+}
+
+/* Layer i is a batch norm in training mode after a conv or dense layer in
+ * [first, ..]: it saves xhat over its input, that layer's output, which
+ * nothing reads afterwards (their backward passes read their inputs), and
+ * reads it from there backward: one buffer as large as the activations
+ * fewer in cache. */
+static int bn_xhat_in_place(const dpt_model *m, int i, int first, const dpt_forward_ctx *ctx)
+{
+    if (m->unfused || !ctx->batch_stats || i <= first || m->layers[i].spec.kind != DPT_LAYER_BATCHNORM)
+        return 0;
+    dpt_layer_kind before = m->layers[i - 1].spec.kind;
+    return before == DPT_LAYER_CONV2D || before == DPT_LAYER_DENSE;
+}
+
+/* Where the batch norm at i saved xhat. */
+static dpt_real *bn_xhat(dpt_model *m, int i, int first, const dpt_forward_ctx *ctx)
+{
+    const dpt_layer *l = &m->layers[i];
+    return bn_xhat_in_place(m, i, first, ctx) ? layer_out(m, l - 1) : m->aux + l->aux_offset;
+}
+
+/* Layer i is a conv followed by a batch norm in training mode: the conv
+ * sums the batch norm's moments over each sample's output right after
+ * computing it, while it is in L2, which spares the batch norm a pass over
+ * activations larger than L2 (the same sums in the same order). */
+static int fused_conv_moments(const dpt_model *m, int i, int last, const dpt_forward_ctx *ctx)
+{
+    return !m->unfused && ctx->batch_stats && i < last && m->layers[i].spec.kind == DPT_LAYER_CONV2D &&
+           m->layers[i + 1].spec.kind == DPT_LAYER_BATCHNORM;
+}
+
+typedef struct moments_sink {
+    double *sum, *sumsq; /* [C] each */
+    int C, spatial;
+} moments_sink;
+
+static void add_moments(int sample, const dpt_real *out, void *user)
+{
+    (void)sample;
+    const moments_sink *ms = user;
+    dpt_batchnorm_moments_add(ms->sum, ms->sumsq, out, ms->C, ms->spatial);
+}
+
+/* The conv layer l, the moments of its output summed into bn_scratch. */
+static void conv_forward_moments(dpt_model *m, const dpt_layer *l, const dpt_real *in, int B)
+{
+    const dpt_real *w = m->params + l->param_offset, *b = w + l->n_weights;
+    moments_sink ms = {m->bn_scratch, m->bn_scratch + l->out.c, l->out.c, l->out.h * l->out.w};
+    memset(m->bn_scratch, 0, sizeof(double) * 2 * (size_t)l->out.c);
+    dpt_sample_hook after = {add_moments, &ms};
+    dpt_conv2d_forward_each(layer_out(m, l), m->cols, in, w, b, B, &l->conv, &after);
+}
+
+/* The pooling of one plane q (sample b, channel c) of its input. */
+typedef struct plane_pool {
+    dpt_pool_geom geom;    /* the pooling's, for one plane (c = 1) */
+    dpt_real *out, *dout;  /* the pooling's output and its gradient */
+    int32_t *argmax;
+    dpt_real *masked;      /* [one output plane] */
+} plane_pool;
+
+static plane_pool plane_pool_of(dpt_model *m, const dpt_layer *pool, const dpt_real *dout)
+{
+    plane_pool pp = {pool->pool, m->acts + pool->out_offset, (dpt_real *)dout,
+                     m->iaux + pool->iaux_offset, NULL};
+    pp.geom.c = 1;
+    pp.masked = m->bn_plane + (size_t)pool->in.h * pool->in.w;
+    return pp;
+}
+
+static size_t pooled_plane(const plane_pool *pp) { return (size_t)pp->geom.out_h * pp->geom.out_w; }
+
+static void pool_plane_forward(size_t q, const dpt_real *plane, void *user)
+{
+    plane_pool *pp = user;
+    size_t at = q * pooled_plane(pp);
+    dpt_maxpool_forward(pp->out + at, pp->argmax + at, plane, 1, &pp->geom);
+}
+
+/* The ReLU's output gradient on plane q: the pooling's gradient routed to
+ * each window's maximum, kept where the ReLU's output there (the pooled
+ * value) is positive. Masking before routing gives the same values as after
+ * (a pixel no window takes is +0 either way). */
+static const dpt_real *pool_plane_backward(size_t q, dpt_real *plane, void *user)
+{
+    plane_pool *pp = user;
+    size_t n = pooled_plane(pp), at = q * n;
+    for (size_t o = 0; o < n; o++) pp->masked[o] = dpt_relu_keep(pp->dout[at + o], pp->out[at + o]);
+    dpt_maxpool_backward(plane, pp->masked, pp->argmax + at, 1, &pp->geom);
+    return plane;
+}
+
+/* What runs fused with a batch norm in training mode. */
+typedef struct bn_fusion {
+    dpt_real *xhat;        /* where to save xhat (bn_xhat) */
+    int relu;              /* the ReLU after it */
+    const dpt_layer *pool; /* and the max pooling after that (NULL: none) */
+    int moments_ready;     /* the conv before it summed the moments (bn_scratch) */
+} bn_fusion;
+
 static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt_real *in, int B,
-                              const dpt_forward_ctx *ctx, int relu)
+                              const dpt_forward_ctx *ctx, const bn_fusion *fused)
 {
     int C = l->in.c, spatial = l->in.h * l->in.w;
     const dpt_real *gamma = m->params + l->param_offset, *beta = gamma + C;
@@ -57,9 +169,18 @@ static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const d
         dpt_batchnorm_forward_eval(out, in, gamma, beta, mean, var, B, C, spatial, l->spec.eps);
         return;
     }
-    dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
+    dpt_real *inv_std = m->aux + l->aux_offset + (size_t)m->max_batch * l->n_aux;
+    dpt_real *xhat = fused->xhat ? fused->xhat : m->aux + l->aux_offset;
     dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
-    bn.relu = relu;
+    bn.relu = fused->relu;
+    bn.moments_ready = fused->moments_ready;
+    plane_pool pp;
+    if (fused->pool) {
+        pp = plane_pool_of(m, fused->pool, NULL);
+        bn.plane_out = pool_plane_forward;
+        bn.plane = m->bn_plane;
+        bn.plane_user = &pp;
+    }
     l->bn_count = dpt_batchnorm_forward_train(out, xhat, inv_std, mean, var, in, gamma, beta, B, C,
                                               spatial, &bn);
 }
@@ -85,7 +206,7 @@ static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
     case DPT_LAYER_FLATTEN: memcpy(out, in, sizeof(dpt_real) * n_in); break;
     case DPT_LAYER_ACTIVATION: dpt_activation_forward(out, in, n_in, l->spec.act); break;
     case DPT_LAYER_DROPOUT: dropout_forward(m, l, out, in, B, ctx); break;
-    case DPT_LAYER_BATCHNORM: batchnorm_forward(m, l, out, in, B, ctx, 0); break;
+    case DPT_LAYER_BATCHNORM: batchnorm_forward(m, l, out, in, B, ctx, &(bn_fusion){0}); break;
     default: break;
     }
 }
@@ -93,9 +214,28 @@ static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
 /* din = d(loss)/d(input of l) from dout; parameter gradients accumulate.
  * din is NULL for the model's first layer when its input gradient is not
  * needed (only weighted layers can skip it). */
+static void batchnorm_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout, int B,
+                               const dpt_forward_ctx *ctx, const bn_fusion *fused)
+{
+    const dpt_real *gamma = m->params + l->param_offset;
+    dpt_real *dgamma = m->grads + l->param_offset, *dbeta = dgamma + l->n_weights;
+    const dpt_real *inv_std = m->aux + l->aux_offset + (size_t)m->max_batch * l->n_aux;
+    dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
+    bn.relu_out = fused->relu ? layer_out(m, l + 1) : NULL;
+    plane_pool pp;
+    if (fused->pool) {
+        pp = plane_pool_of(m, fused->pool, dout);
+        bn.relu_out = NULL; /* the planes come masked */
+        bn.plane_dout = pool_plane_backward;
+        bn.plane = m->bn_plane;
+        bn.plane_user = &pp;
+    }
+    dpt_batchnorm_backward(din, dgamma, dbeta, dout, fused->xhat, inv_std, gamma, B, l->in.c,
+                           l->in.h * l->in.w, l->bn_count, &bn);
+}
+
 static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout,
-                           const dpt_real *in, int B, const dpt_forward_ctx *ctx,
-                           const dpt_real *fused_relu_out)
+                           const dpt_real *in, int B, const dpt_forward_ctx *ctx, const bn_fusion *fused)
 {
     const dpt_real *w = m->params + l->param_offset, *out = layer_out(m, l);
     dpt_real *dw = m->grads + l->param_offset, *db = dw + l->n_weights;
@@ -118,14 +258,7 @@ static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_
         if (ctx->dropout) dpt_dropout_apply(din, dout, m->aux + l->aux_offset, n_in);
         else memcpy(din, dout, sizeof(dpt_real) * n_in);
         break;
-    case DPT_LAYER_BATCHNORM: {
-        const dpt_real *xhat = m->aux + l->aux_offset, *inv_std = xhat + (size_t)m->max_batch * l->n_aux;
-        dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
-        bn.relu_out = fused_relu_out; /* NULL: no ReLU fused in */
-        dpt_batchnorm_backward(din, dw, db, dout, xhat, inv_std, w, B, l->in.c, l->in.h * l->in.w,
-                               l->bn_count, &bn);
-        break;
-    }
+    case DPT_LAYER_BATCHNORM: batchnorm_backward(m, l, din, dout, B, ctx, fused); break;
     default: break;
     }
 }
@@ -165,13 +298,21 @@ static void split_backward(dpt_model *m, dpt_layer *l, int i, dpt_real *din, con
 static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real *in, int B,
                                   const dpt_forward_ctx *ctx)
 {
-    for (int i = first; i < first + n; i++) {
-        if (fused_bn_relu(m, i, first + n - 1, ctx)) {
-            batchnorm_forward(m, &m->layers[i], layer_out(m, &m->layers[i + 1]), in, B, ctx, 1);
-            i++; /* the ReLU is done */
+    const int last = first + n - 1;
+    int moments_ready = 0;
+    for (int i = first; i <= last; i++) {
+        dpt_layer *l = &m->layers[i];
+        if (l->spec.kind == DPT_LAYER_BATCHNORM && ctx->batch_stats) {
+            bn_fusion fused = {bn_xhat(m, i, first, ctx), fused_bn_relu(m, i, last, ctx), NULL, moments_ready};
+            if (fused_bn_relu_pool(m, i, last, ctx)) fused.pool = l + 2;
+            batchnorm_forward(m, l, layer_out(m, l + fused.relu), in, B, ctx, &fused);
+            i += fused.relu + (fused.pool != NULL); /* the ReLU and the pooling are done */
+        } else if (fused_conv_moments(m, i, last, ctx)) {
+            conv_forward_moments(m, l, in, B);
         } else {
-            layer_forward(m, &m->layers[i], in, B, ctx);
+            layer_forward(m, l, in, B, ctx);
         }
+        moments_ready = fused_conv_moments(m, i, last, ctx);
         in = layer_out(m, &m->layers[i]);
     }
     return in;
@@ -185,9 +326,12 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
 {
     for (int i = first + n - 1; i >= first; i--) {
         dpt_layer *l = &m->layers[i];
-        /* a ReLU fused into the batch norm before it: that one's backward does both */
-        if (i > first && fused_bn_relu(m, i - 1, first + n - 1, ctx)) continue;
-        const dpt_real *relu_out = fused_bn_relu(m, i, first + n - 1, ctx) ? layer_out(m, l + 1) : NULL;
+        /* a ReLU (and a pooling) fused into the batch norm before: that one's backward does all */
+        int last = first + n - 1;
+        if (i > first && fused_bn_relu(m, i - 1, last, ctx)) continue;
+        if (i > first + 1 && fused_bn_relu_pool(m, i - 2, last, ctx)) continue;
+        bn_fusion fused = {bn_xhat(m, i, first, ctx), fused_bn_relu(m, i, last, ctx), NULL, 0};
+        if (fused_bn_relu_pool(m, i, last, ctx)) fused.pool = l + 2;
         const dpt_real *in = i == first ? input : layer_out(m, &m->layers[i - 1]);
         dpt_real *din = dout == m->delta[0] ? m->delta[1] : m->delta[0];
         int weighted = l->spec.kind <= DPT_LAYER_TILED;
@@ -195,7 +339,7 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
         if (ctx->layer_done && (l->spec.kind == DPT_LAYER_DENSE || l->spec.kind == DPT_LAYER_CONV2D)) {
             split_backward(m, l, i, din, dout, in, B, ctx);
         } else {
-            layer_backward(m, l, din, dout, in, B, ctx, relu_out);
+            layer_backward(m, l, din, dout, in, B, ctx, &fused);
             if (ctx->layer_done && l->n_weights + l->n_bias > 0) ctx->layer_done(i, ctx->layer_done_user);
         }
         dout = din;

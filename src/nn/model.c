@@ -172,6 +172,18 @@ static size_t lay_out(dpt_model *m, size_t *n_acts, size_t *n_aux, size_t *n_iau
     return widest;
 }
 
+/* Values in the widest channel plane a batch norm normalizes. */
+static size_t widest_bn_plane(const dpt_model *m)
+{
+    size_t widest = 1;
+    for (int i = 0; i < m->n_layers; i++) {
+        const dpt_layer *l = &m->layers[i];
+        size_t plane = (size_t)l->in.h * l->in.w;
+        if (l->spec.kind == DPT_LAYER_BATCHNORM && plane > widest) widest = plane;
+    }
+    return widest;
+}
+
 static dpt_status allocate(dpt_model *m)
 {
     size_t n_acts, n_aux, n_iaux, n_cols;
@@ -192,13 +204,15 @@ static dpt_status allocate(dpt_model *m)
     m->cols = dpt_calloc_large(n_cols + 1, sizeof(dpt_real));
     m->dcols = dpt_calloc_large(n_cols + 1, sizeof(dpt_real));
     m->bn_scratch = calloc(3 * (size_t)max_channels + 1, sizeof(double));
+    size_t bn_plane = widest_bn_plane(m);
+    m->bn_plane = calloc(2 * bn_plane, sizeof(dpt_real));
     m->head_labels = calloc(batch, 1);
     /* what dptrain inspect and --dry-run count as the model's memory */
     m->bytes = sizeof(dpt_real) * (2 * (m->n_params + 1) + m->n_state + 1 + n_acts + 1 + n_aux + 1 +
-                                   2 * batch * widest + batch * trunk_out + 2 * (n_cols + 1)) +
+                                   2 * batch * widest + batch * trunk_out + 2 * (n_cols + 1) + 2 * bn_plane) +
                sizeof(int32_t) * (n_iaux + 1) + sizeof(double) * (3 * (size_t)max_channels + 1) + batch;
     if (!m->params || !m->grads || !m->state || !m->acts || !m->aux || !m->iaux || !m->delta[0] ||
-        !m->delta[1] || !m->trunk_delta || !m->cols || !m->dcols || !m->bn_scratch || !m->head_labels)
+        !m->delta[1] || !m->trunk_delta || !m->cols || !m->dcols || !m->bn_scratch || !m->bn_plane || !m->head_labels)
         return DPT_FAIL(DPT_ERR_NOMEM, "out of memory for a model of %zu parameters (batch %d)",
                         m->n_params, m->max_batch);
     return DPT_OK;
@@ -223,7 +237,7 @@ dpt_status dpt_model_create(dpt_model *m, dpt_shape input, const dpt_model_spec 
 void dpt_model_destroy(dpt_model *m)
 {
     void *buffers[] = {m->params, m->grads, m->state, m->acts, m->aux, m->iaux, m->delta[0],
-                       m->delta[1], m->trunk_delta, m->cols, m->dcols, m->bn_scratch, m->head_labels};
+                       m->delta[1], m->trunk_delta, m->cols, m->dcols, m->bn_scratch, m->bn_plane, m->head_labels};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     memset(m, 0, sizeof *m);
 }
