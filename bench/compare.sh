@@ -39,7 +39,12 @@
 #            1-core speed, nothing else in the step, no communication). Two
 #            copies run at once, one per core, are measured too, to show what
 #            the assumption ignores (shared caches and memory bandwidth). And
-#            the GFLOP/s of a 2048^3 SGEMM/DGEMM for context.
+#            the GFLOP/s of a 2048^3 SGEMM/DGEMM for context. With it
+#            (also for mlp), bench/step_bound.c at 1 and 2 ranks: the MLP
+#            step with its GEMMs skipped, and the update and the exchange
+#            alone; the table adds the GEMMs at the ideal's speed to them:
+#            the share of the ideal a step could reach at most, and the
+#            least time outside BLAS it could have.
 #
 # Repeats: REPEATS (default 5) runs of each throughput configuration,
 # interleaved (run 1 of every configuration, then run 2, ...), and
@@ -110,6 +115,12 @@ gemm_peak="$single/gemm_peak"
 # shellcheck disable=SC2086,SC2046  # word splitting of the flags is intended
 cc $cflags -fno-math-errno -Wall -Wextra "$top/bench/gemm_peak.c" $(pkg-config --cflags --libs openblas) -lm \
   -o "$gemm_peak"
+step_bound="$single/step_bound"
+if want gemm || want mlp; then
+  # shellcheck disable=SC2086,SC2046
+  mpicc $cflags -I"$src/include" -I"$single/generated/include" "$top/bench/step_bound.c" "$single/libdptrain.a" \
+    $(pkg-config --cflags --libs openblas scalapack-openmpi zlib inih libcjson) -ldl -lpthread -lm -o "$step_bound"
+fi
 core_latency="$single/core_latency"
 cc -O2 -Wall -Wextra -pthread "$top/bench/core_latency.c" -o "$core_latency"
 runs="$work/runs.jsonl"
@@ -213,6 +224,10 @@ label, load, others, steal, r = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[
 c2c = f"; CPU 0-1 {float(sys.argv[6]):.0f}/{float(sys.argv[7]):.0f} ns" if sys.argv[6] != "null" else ""
 if "samples_per_s" in r:
     s = f"{r['samples_per_s']:,.0f} samples/s"
+elif "step_no_gemm_us" in r:
+    s = (f"step {r['step_us']:.0f} us, without its GEMMs {r['step_no_gemm_us']:.0f} us; update pass "
+         f"{r['update_us']:.0f} us" + (f", reduce-scatter {r['reduce_scatter_us']:.0f} us, all-gather "
+                                        f"{r['allgather_us']:.0f} us" if r["ranks"] > 1 else ""))
 elif "s_ideal_per_rank" in r:
     s = (f"SGEMM step {r['s_step_us']:.0f} us -> ideal {r['s_ideal_per_rank']:,.0f} samples/s per rank"
          + (f"; DGEMM step {r['d_step_us']:.0f} us" if "d_step_us" in r else ""))
@@ -300,6 +315,12 @@ if want gemm || want mlp; then
   grep -v RESULT "$work/gemm.txt" | sed 's/^/    /'
   timed gemm.2 "gemm_peak, 2 copies at once (one per core), SGEMM step" gemm_run 2
   grep "sum of the medians" "$work/gemm.txt" | sed 's/^ */    the copy on core 0: /'
+  echo
+  echo "== the MLP step without its GEMMs (bench/step_bound.c, default config, $gemm_reps repetitions) =="
+  for ranks in 1 2; do
+    timed "bound.${ranks}x1" "step_bound, $ranks rank(s) x 1 thread" \
+      env OPENBLAS_NUM_THREADS=1 DPTRAIN="$step_bound" bash "$top/launch/local.sh" -n "$ranks" - "$gemm_reps"
+  done
   echo
 fi
 
@@ -460,6 +481,39 @@ if d11 and d21:
     e = d21 / (2 * d11)
     row("scaling: dptrain samples/s(2x1) / (2 x samples/s(1x1)), batch 64 per rank", fmt(d21), fmt(2 * d11),
         f"{100 * e:.1f}%", ">= 90%", verdict(e >= 0.9, f"{100 * e - 90:+.1f} points"), loads("mlp.dpt.1x1", "mlp.dpt.2x1"))
+# Bounds at batch 64 (bench/step_bound.c): the GEMMs at their 1-core speed
+# (the ideal's time per step) plus what the step does besides them, timed
+# without the GEMMs; and, as a floor for any implementation, the update's
+# pass at 16 of its 24 bytes a parameter (theta and v read and written; the
+# gradient read and cleared as well now) plus the exchange as timed.
+b1, b2 = (runs.get(f"bound.{k}", [{}])[-1].get("result") for k in ("1x1", "2x1"))
+gemm_us = 64e6 / ideal1 if ideal1 else None
+for label, b in (("1x1", b1), ("2x1", b2)):
+    if not (b and gemm_us):
+        continue
+    rest = b["step_no_gemm_us"]
+    r = gemm_us / (gemm_us + rest)
+    row(f"MLP {label} bound: GEMMs at the ideal ({gemm_us:.0f} us) + the step without its GEMMs ({rest:.0f} us),"
+        " share of the ideal", f"{rest:.0f} us", f"{gemm_us:.0f} us", f"<= {100 * r:.1f}%",
+        ">= 85%" if label == "2x1" else "-", ("reachable" if r >= 0.85 else "NOT reachable by this step") if label == "2x1" else "-",
+        loads(f"bound.{label}"))
+    exchange = b["reduce_scatter_us"] + b["allgather_us"]
+    floor = b["update_us"] * 16 / 24 + exchange
+    r = gemm_us / (gemm_us + floor)
+    row(f"MLP {label} floor: GEMMs at the ideal + the update at 16 bytes a parameter ({b['update_us'] * 16 / 24:.0f} us)"
+        + (f" + the exchange ({exchange:.0f} us)" if exchange else "") + ", nothing else; share of the ideal",
+        f"{floor:.0f} us", f"{gemm_us:.0f} us", f"<= {100 * r:.1f}%", "-", "-", loads(f"bound.{label}"))
+    outside_floor = b["update_us"] * 16 / 24 + b["allgather_us"]
+    r = outside_floor / (gemm_us + floor)
+    row(f"MLP {label} floor outside BLAS: (the update at 16 bytes a parameter"
+        + (" + the all-gather" if b["allgather_us"] else "") + ") / (GEMMs at the ideal + the floor above)",
+        f"{outside_floor:.0f} us", f"{gemm_us + floor:.0f} us", f">= {100 * r:.1f}%", "-", "-", loads(f"bound.{label}"))
+    # outside BLAS: all of the step without GEMMs but the reduce-scatter (its saxpy is BLAS)
+    outside = rest - b["reduce_scatter_us"]
+    r = outside / (gemm_us + rest)
+    row(f"MLP {label} outside BLAS at least: (step without GEMMs - reduce-scatter) / (GEMMs at the ideal + step"
+        " without GEMMs)", f"{outside:.0f} us", f"{gemm_us + rest:.0f} us", f">= {100 * r:.1f}%", "<= 10%",
+        "reachable" if r <= 0.10 else "NOT reachable by this step", loads(f"bound.{label}"))
 c21, cddp = med("cnn.dpt.2x1", "samples_per_s"), med("cnn.ddp.2x1", "samples_per_s")
 if c21 and cddp:
     r = c21 / cddp
