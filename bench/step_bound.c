@@ -39,17 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dpt/config.h"
-#include "dpt/data.h"
-#include "dpt/train.h"
+#include "bench_trainer.h"
 
-#include "bench_util.h"
-
-static void fail(int rank, const char *what)
-{
-    fprintf(stderr, "step_bound: rank %d: %s: %s\n", rank, what, dpt_error_message());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-}
+static void fail(int rank, const char *what) { bench_fail("step_bound", rank, what); }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -96,7 +88,7 @@ void cblas_dgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blas
 enum part { STEP, STEP_NO_GEMM, UPDATE, REDUCE_SCATTER, ALLGATHER, N_PARTS };
 static const char *part_names[N_PARTS] = {"step", "step_no_gemm", "update", "reduce_scatter", "allgather"};
 
-static dpt_config cfg; /* the trainer keeps a pointer to it */
+static bench_trainer bench; /* large: not on the stack */
 
 /* One repetition of a part; returns the slowest rank's seconds. */
 static double time_part(dpt_trainer *t, enum part part, int rank)
@@ -105,6 +97,7 @@ static double time_part(dpt_trainer *t, enum part part, int rank)
     dpt_real *grad = m->grads + t->slice_lo;
     if (part == UPDATE) /* a gradient to apply (the pass has cleared the last one) */
         for (size_t i = 0; i < t->slice_n; i++) grad[i] = (dpt_real)1e-3;
+    const dpt_real mean_scale = (dpt_real)(1.0 / t->cfg->train.batch_size); /* the sum to the mean */
     skip_gemm = part == STEP_NO_GEMM;
     MPI_Barrier(MPI_COMM_WORLD);
     double begin = MPI_Wtime(), sumsq = 0;
@@ -112,7 +105,7 @@ static double time_part(dpt_trainer *t, enum part part, int rank)
     if (part == STEP || part == STEP_NO_GEMM)
         st = dpt_trainer_step(t);
     else if (part == UPDATE)
-        dpt_optimizer_step_clear(&t->opt, m->params + t->slice_lo, grad, (dpt_real)(1.0 / 64), &sumsq);
+        dpt_optimizer_step_clear(&t->opt, m->params + t->slice_lo, grad, mean_scale, &sumsq);
     else if (part == REDUCE_SCATTER)
         st = dpt_sharder_reduce_scatter(&t->sharder, m->grads);
     else
@@ -137,48 +130,29 @@ int main(int argc, char **argv)
     }
     int reps = argc > 2 ? atoi(argv[2]) : 2000;
     if (reps < 1) reps = 1;
-    char *text = strcmp(argv[1], "-") == 0 ? NULL : bench_read_text(argv[1]);
-    if (strcmp(argv[1], "-") != 0 && !text) fail(rank, argv[1]);
-    const char *fixed[] = {"log.progress=none", "log.metrics=", "checkpoint.dir=", "train.epochs=100000"};
-    int n_fixed = 4, n_over = n_fixed + (argc > 3 ? argc - 3 : 0);
-    const char **over = malloc(sizeof(char *) * (size_t)n_over);
-    memcpy(over, fixed, sizeof fixed);
-    for (int i = 3; i < argc; i++) over[n_fixed + i - 3] = argv[i];
-    if (dpt_config_load(&cfg, text ? text : dpt_default_config_text, argv[1], over, n_over) != DPT_OK)
-        fail(rank, "config");
-
-    char images[2 * DPT_PATH_MAX], labels[2 * DPT_PATH_MAX];
-    dpt_config_data_path(&cfg, cfg.data.train_images, images, sizeof images);
-    dpt_config_data_path(&cfg, cfg.data.train_labels, labels, sizeof labels);
-    dpt_load_options options = {(dpt_data_format)cfg.data.format, cfg.data.label_column, cfg.data.csv_header};
-    dpt_dataset set;
-    dpt_trainer t;
-    if (dpt_dataset_load_any(&set, MPI_COMM_WORLD, images, labels, &options) != DPT_OK) fail(rank, images);
-    if (dpt_trainer_create(&t, &cfg, MPI_COMM_WORLD, &set) != DPT_OK) fail(rank, "trainer");
+    bench_trainer_open(&bench, "step_bound", rank, argv[1], argv + 3, argc > 3 ? argc - 3 : 0);
+    dpt_trainer *t = &bench.t;
     for (int s = 0; s < 20; s++)
-        if (dpt_trainer_step(&t) != DPT_OK) fail(rank, "step");
+        if (dpt_trainer_step(t) != DPT_OK) fail(rank, "step");
 
-    int exchange = t.sharded && ranks > 1;
+    int exchange = t->sharded && ranks > 1;
     double *times = malloc(sizeof(double) * (size_t)reps), med[N_PARTS] = {0};
     if (!times) fail(rank, "out of memory");
     for (int part = 0; part < N_PARTS; part++) {
         if ((part == REDUCE_SCATTER || part == ALLGATHER) && !exchange) continue;
-        time_part(&t, (enum part)part, rank); /* warm-up */
-        for (int r = 0; r < reps; r++) times[r] = time_part(&t, (enum part)part, rank);
+        time_part(t, (enum part)part, rank); /* warm-up */
+        for (int r = 0; r < reps; r++) times[r] = time_part(t, (enum part)part, rank);
         med[part] = 1e6 * median(times, reps);
     }
     if (rank == 0) {
         printf("{\"ranks\": %d, \"batch\": %d, \"params\": %zu, \"slice\": %zu, \"sharded\": %d, "
-               "\"shared_window\": %d, \"reps\": %d", ranks, cfg.train.batch_size, t.model.n_params, t.slice_n,
-               t.sharded, t.sharder.shared, reps);
+               "\"shared_window\": %d, \"reps\": %d", ranks, bench.cfg.train.batch_size, t->model.n_params,
+               t->slice_n, t->sharded, t->sharder.shared, reps);
         for (int part = 0; part < N_PARTS; part++) printf(", \"%s_us\": %.2f", part_names[part], med[part]);
         printf("}\n");
     }
     free(times);
-    dpt_trainer_destroy(&t);
-    dpt_dataset_free(&set);
-    free(over);
-    free(text);
+    bench_trainer_close(&bench);
     MPI_Finalize();
     return 0;
 }
