@@ -29,13 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum mode { ALLREDUCE, IALLREDUCE, P2P, REDUCE_LOCAL };
+#include "bench_util.h"
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+enum mode { ALLREDUCE, IALLREDUCE, P2P, REDUCE_LOCAL };
 
 /* quantile q of sorted t[0..n) (nearest rank, the median of an even count
  * is the lower middle) */
@@ -118,7 +114,7 @@ static double pingpong(float *buf, long n, int rank)
 
 static void print_stats(const char *mode, int size, long n, double *t, int reps, const char *extra)
 {
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    qsort(t, (size_t)reps, sizeof *t, bench_cmp_double);
     printf("{\"mode\":\"%s\",\"ranks\":%d,\"bytes\":%ld,\"floats\":%ld,\"reps\":%d,"
            "\"median_s\":%.9g,\"min_s\":%.9g,\"p25_s\":%.9g,\"p75_s\":%.9g%s}\n",
            mode, size, n * (long)sizeof(float), n, reps, quantile(t, reps, 0.5), t[0],
@@ -195,13 +191,13 @@ int main(int argc, char **argv)
                     MPI_Bcast(&s, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
                     lat_t[lat_n] = s;
                 }
-                qsort(lat_t, (size_t)lat_n, sizeof *lat_t, cmp_double);
+                qsort(lat_t, (size_t)lat_n, sizeof *lat_t, bench_cmp_double);
             }
             if (rank == 0) {
                 char extra[160] = "";
                 double *copy = malloc(sizeof(double) * (size_t)reps);
                 memcpy(copy, t, sizeof(double) * (size_t)reps);
-                qsort(copy, (size_t)reps, sizeof *copy, cmp_double);
+                qsort(copy, (size_t)reps, sizeof *copy, bench_cmp_double);
                 int len = snprintf(extra, sizeof extra, ",\"messages\":%d,\"bandwidth_Bps\":%.6g", count,
                                    (double)bytes / quantile(copy, reps, 0.5));
                 if (lat_n)

@@ -38,6 +38,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 typedef struct {
     const char *name;
     CBLAS_TRANSPOSE ta, tb;
@@ -54,18 +56,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static void fill(void *p, size_t n, int dbl, unsigned *seed)
@@ -139,13 +129,13 @@ static void run_step(int dbl, int B, int reps)
     double sum = 0, flops = 0;
     printf("%cgemm, the default MLP's step at batch %d (%d repetitions, median per call):\n", p - 32, B, reps);
     for (int i = 0; i < N_CALLS; i++) {
-        double med = median(t + (size_t)i * reps, reps);
+        double med = bench_median(t + (size_t)i * reps, reps);
         double f = 2.0 * calls[i].m * calls[i].n * calls[i].k;
         sum += med, flops += f;
         printf("  %-40s M=%-4d N=%-4d K=%-4d %9.2f us %8.1f GFLOP/s\n", calls[i].name, calls[i].m, calls[i].n,
                calls[i].k, 1e6 * med, f / med * 1e-9);
     }
-    double seq = median(t + (size_t)N_CALLS * reps, reps);
+    double seq = bench_median(t + (size_t)N_CALLS * reps, reps);
     printf("  sum of the medians %.2f us (%.1f MFLOP, %.1f GFLOP/s); median of the whole sequence %.2f us\n",
            1e6 * sum, flops * 1e-6, flops / sum * 1e-9, 1e6 * seq);
     printf("  ideal samples/s of one rank (batch / GEMM time): %.0f\n", B / sum);
@@ -174,7 +164,7 @@ static void run_square(int dbl, int n)
         gemm(dbl, &sq, buf);
         t[r] = now() - start;
     }
-    double med = median(t, 5), gf = 2.0 * n * (double)n * n / med * 1e-9;
+    double med = bench_median(t, 5), gf = 2.0 * n * (double)n * n / med * 1e-9;
     printf("%cgemm %d x %d x %d: %.1f GFLOP/s (median of 5 calls, %.3f s each)\n", p - 32, n, n, n, gf, med);
     printf("RESULT %c_square_gflops %.3f\n", p, gf);
     free(a), free(b), free(c);

@@ -43,18 +43,6 @@
 
 static void fail(int rank, const char *what) { bench_fail("step_bound", rank, what); }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* The library's GEMM calls (dpt_gemm: cblas_sgemm or cblas_dgemm) come
  * here first: passed on to OpenBLAS, or skipped while skip_gemm is set
  * (their outputs then keep what they held: the bias rows forward, the
@@ -142,7 +130,7 @@ int main(int argc, char **argv)
         if ((part == REDUCE_SCATTER || part == ALLGATHER) && !exchange) continue;
         time_part(t, (enum part)part, rank); /* warm-up */
         for (int r = 0; r < reps; r++) times[r] = time_part(t, (enum part)part, rank);
-        med[part] = 1e6 * median(times, reps);
+        med[part] = 1e6 * bench_median(times, reps);
     }
     if (rank == 0) {
         printf("{\"ranks\": %d, \"batch\": %d, \"params\": %zu, \"slice\": %zu, \"sharded\": %d, "

@@ -48,35 +48,39 @@ static void update_running(dpt_real *running_mean, dpt_real *running_var, double
     *running_var = (dpt_real)(momentum * *running_var + (1 - momentum) * unbiased);
 }
 
+/* One element of normalize_affine: stores xhat, returns out (a fused
+ * ReLU's output when relu). Shared by both plane loops below, so that they
+ * compute the same values. */
+static inline dpt_real normalize_value(dpt_real *xhat, dpt_real x, double mean, double inv_std,
+                                       double gamma, double beta, int relu)
+{
+    double h = ((double)x - mean) * inv_std;
+    *xhat = (dpt_real)h;
+    dpt_real v = (dpt_real)(gamma * h + beta);
+    return relu && !(v > 0) ? 0 : v;
+}
+
 /* One channel plane of normalize_affine; the per-channel numbers come in
  * as arguments so that the loop reads nothing but x. */
 DPT_CLONES static void normalize_plane(dpt_real *restrict out, dpt_real *restrict xhat,
                                        const dpt_real *restrict x, int n, double mean, double inv_std,
                                        double gamma, double beta, int relu)
 {
-    for (int k = 0; k < n; k++) { /* relu: a ReLU fused in, what it computes from out */
-        double h = ((double)x[k] - mean) * inv_std;
-        xhat[k] = (dpt_real)h;
-        dpt_real v = (dpt_real)(gamma * h + beta);
-        out[k] = relu && !(v > 0) ? 0 : v;
-    }
+    for (int k = 0; k < n; k++) out[k] = normalize_value(&xhat[k], x[k], mean, inv_std, gamma, beta, relu);
 }
 
-/* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4),
- * or each plane of out handed to ctx->plane_out. */
-/* normalize_plane with xhat written over x, each element read first. */
+/* normalize_plane with xhat written over x, each element read first (x and
+ * xhat may not be restrict pointers to one array). */
 DPT_CLONES static void normalize_plane_in_place(dpt_real *restrict out, dpt_real *x_then_xhat, int n,
                                                 double mean, double inv_std, double gamma, double beta,
                                                 int relu)
 {
-    for (int k = 0; k < n; k++) {
-        double h = ((double)x_then_xhat[k] - mean) * inv_std;
-        x_then_xhat[k] = (dpt_real)h;
-        dpt_real v = (dpt_real)(gamma * h + beta);
-        out[k] = relu && !(v > 0) ? 0 : v;
-    }
+    for (int k = 0; k < n; k++)
+        out[k] = normalize_value(&x_then_xhat[k], x_then_xhat[k], mean, inv_std, gamma, beta, relu);
 }
 
+/* xhat = (x - mean) inv_std;  out = gamma xhat + beta  (algorithm 1, steps 3-4),
+ * or each plane of out handed to ctx->plane_out. */
 static void normalize_affine(dpt_real *out, dpt_real *xhat, const dpt_real *x,
                              const double *mean, const double *inv_std, const dpt_real *gamma,
                              const dpt_real *beta, int B, int C, int spatial,

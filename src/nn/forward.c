@@ -120,15 +120,6 @@ typedef struct plane_pool {
     dpt_real *masked;      /* [one output plane] */
 } plane_pool;
 
-static plane_pool plane_pool_of(dpt_model *m, const dpt_layer *pool, const dpt_real *dout)
-{
-    plane_pool pp = {pool->pool, m->acts + pool->out_offset, (dpt_real *)dout,
-                     m->iaux + pool->iaux_offset, NULL};
-    pp.geom.c = 1;
-    pp.masked = m->bn_plane + (size_t)pool->in.h * pool->in.w;
-    return pp;
-}
-
 static size_t pooled_plane(const plane_pool *pp) { return (size_t)pp->geom.out_h * pp->geom.out_w; }
 
 static void pool_plane_forward(size_t q, const dpt_real *plane, void *user)
@@ -151,6 +142,22 @@ static const dpt_real *pool_plane_backward(size_t q, dpt_real *plane, void *user
     return plane;
 }
 
+/* Hands the batch norm's planes to the pooling `pool` and back (dout: the
+ * pooling's output gradient, NULL forward); pp holds what the callbacks
+ * read and must outlive the batch norm's call. */
+static void fuse_pool(dpt_batchnorm_ctx *bn, plane_pool *pp, dpt_model *m, const dpt_layer *pool,
+                      const dpt_real *dout)
+{
+    *pp = (plane_pool){pool->pool, m->acts + pool->out_offset, (dpt_real *)dout, m->iaux + pool->iaux_offset,
+                       m->bn_plane + (size_t)pool->in.h * pool->in.w};
+    pp->geom.c = 1;
+    bn->plane_out = pool_plane_forward;
+    bn->plane_dout = pool_plane_backward;
+    bn->relu_out = NULL; /* backward: the planes come masked */
+    bn->plane = m->bn_plane;
+    bn->plane_user = pp;
+}
+
 /* What runs fused with a batch norm in training mode. */
 typedef struct bn_fusion {
     dpt_real *xhat;        /* where to save xhat (bn_xhat) */
@@ -158,6 +165,16 @@ typedef struct bn_fusion {
     const dpt_layer *pool; /* and the max pooling after that (NULL: none) */
     int moments_ready;     /* the conv before it summed the moments (bn_scratch) */
 } bn_fusion;
+
+/* The fusion of the batch norm at i within layers [first, last], the same
+ * forward and backward. */
+static bn_fusion bn_fusion_at(dpt_model *m, int i, int first, int last, const dpt_forward_ctx *ctx)
+{
+    bn_fusion f = {bn_xhat(m, i, first, ctx), fused_bn_relu(m, i, last, ctx), NULL,
+                   i > first && fused_conv_moments(m, i - 1, last, ctx)};
+    if (fused_bn_relu_pool(m, i, last, ctx)) f.pool = &m->layers[i + 2];
+    return f;
+}
 
 static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const dpt_real *in, int B,
                               const dpt_forward_ctx *ctx, const bn_fusion *fused)
@@ -175,12 +192,7 @@ static void batchnorm_forward(dpt_model *m, dpt_layer *l, dpt_real *out, const d
     bn.relu = fused->relu;
     bn.moments_ready = fused->moments_ready;
     plane_pool pp;
-    if (fused->pool) {
-        pp = plane_pool_of(m, fused->pool, NULL);
-        bn.plane_out = pool_plane_forward;
-        bn.plane = m->bn_plane;
-        bn.plane_user = &pp;
-    }
+    if (fused->pool) fuse_pool(&bn, &pp, m, fused->pool, NULL);
     l->bn_count = dpt_batchnorm_forward_train(out, xhat, inv_std, mean, var, in, gamma, beta, B, C,
                                               spatial, &bn);
 }
@@ -211,9 +223,6 @@ static void layer_forward(dpt_model *m, dpt_layer *l, const dpt_real *in, int B,
     }
 }
 
-/* din = d(loss)/d(input of l) from dout; parameter gradients accumulate.
- * din is NULL for the model's first layer when its input gradient is not
- * needed (only weighted layers can skip it). */
 static void batchnorm_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout, int B,
                                const dpt_forward_ctx *ctx, const bn_fusion *fused)
 {
@@ -223,17 +232,14 @@ static void batchnorm_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const 
     dpt_batchnorm_ctx bn = bn_ctx(m, l, ctx);
     bn.relu_out = fused->relu ? layer_out(m, l + 1) : NULL;
     plane_pool pp;
-    if (fused->pool) {
-        pp = plane_pool_of(m, fused->pool, dout);
-        bn.relu_out = NULL; /* the planes come masked */
-        bn.plane_dout = pool_plane_backward;
-        bn.plane = m->bn_plane;
-        bn.plane_user = &pp;
-    }
+    if (fused->pool) fuse_pool(&bn, &pp, m, fused->pool, dout);
     dpt_batchnorm_backward(din, dgamma, dbeta, dout, fused->xhat, inv_std, gamma, B, l->in.c,
                            l->in.h * l->in.w, l->bn_count, &bn);
 }
 
+/* din = d(loss)/d(input of l) from dout; parameter gradients accumulate.
+ * din is NULL for the model's first layer when its input gradient is not
+ * needed (only weighted layers can skip it). */
 static void layer_backward(dpt_model *m, dpt_layer *l, dpt_real *din, const dpt_real *dout,
                            const dpt_real *in, int B, const dpt_forward_ctx *ctx, const bn_fusion *fused)
 {
@@ -299,12 +305,10 @@ static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real
                                   const dpt_forward_ctx *ctx)
 {
     const int last = first + n - 1;
-    int moments_ready = 0;
     for (int i = first; i <= last; i++) {
         dpt_layer *l = &m->layers[i];
         if (l->spec.kind == DPT_LAYER_BATCHNORM && ctx->batch_stats) {
-            bn_fusion fused = {bn_xhat(m, i, first, ctx), fused_bn_relu(m, i, last, ctx), NULL, moments_ready};
-            if (fused_bn_relu_pool(m, i, last, ctx)) fused.pool = l + 2;
+            bn_fusion fused = bn_fusion_at(m, i, first, last, ctx);
             batchnorm_forward(m, l, layer_out(m, l + fused.relu), in, B, ctx, &fused);
             i += fused.relu + (fused.pool != NULL); /* the ReLU and the pooling are done */
         } else if (fused_conv_moments(m, i, last, ctx)) {
@@ -312,7 +316,6 @@ static const dpt_real *run_layers(dpt_model *m, int first, int n, const dpt_real
         } else {
             layer_forward(m, l, in, B, ctx);
         }
-        moments_ready = fused_conv_moments(m, i, last, ctx);
         in = layer_out(m, &m->layers[i]);
     }
     return in;
@@ -330,8 +333,7 @@ static dpt_real *back_layers(dpt_model *m, int first, int n, const dpt_real *inp
         int last = first + n - 1;
         if (i > first && fused_bn_relu(m, i - 1, last, ctx)) continue;
         if (i > first + 1 && fused_bn_relu_pool(m, i - 2, last, ctx)) continue;
-        bn_fusion fused = {bn_xhat(m, i, first, ctx), fused_bn_relu(m, i, last, ctx), NULL, 0};
-        if (fused_bn_relu_pool(m, i, last, ctx)) fused.pool = l + 2;
+        bn_fusion fused = bn_fusion_at(m, i, first, last, ctx);
         const dpt_real *in = i == first ? input : layer_out(m, &m->layers[i - 1]);
         dpt_real *din = dout == m->delta[0] ? m->delta[1] : m->delta[0];
         int weighted = l->spec.kind <= DPT_LAYER_TILED;
